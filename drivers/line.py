@@ -1,0 +1,150 @@
+"""Line configuration (which tools, where, which profile) and the endpoints file `sim up` writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from drivers.addresses import PROFILE_TRANSPORT, Address, MqttAddress
+from drivers.channel import Timeouts
+from drivers.errors import ConfigError, ProfileError
+from drivers.kinds import KINDS
+from drivers.profiles.loader import load_profile
+from drivers.validation import read_yaml, validate_model
+
+LINE_DIR = Path(__file__).resolve().parents[1] / "configs" / "lines"
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+
+class BrokerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    embedded: bool = Field(default=True, description="start an amqtt broker on 127.0.0.1")
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port")
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+
+
+class ToolConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    profile: str = Field(description="profile name in configs/profiles or a path")
+    emulated: bool = True
+    address: Address
+    poll_interval_s: float | None = Field(default=None, gt=0, le=60)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    emulator: dict[str, Any] = Field(
+        default_factory=dict, description="emulator settings (seed, spread, params, faults)"
+    )
+
+
+class LineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    time_scale: float = Field(default=1.0, gt=0, le=1e7, description="tool s per wall s")
+    seed: int = 0
+    broker: BrokerConfig | None = None
+    tools: list[ToolConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LineConfig:
+        seen: set[str] = set()
+        for i, tool in enumerate(self.tools):
+            where = f"tools.{i}({tool.name})"
+            if tool.name in seen:
+                raise ValueError(f"{where}.name: duplicate tool name")
+            seen.add(tool.name)
+            if tool.kind not in KINDS:
+                raise ValueError(f"{where}.kind: {tool.kind!r} not one of {sorted(KINDS)}")
+            if isinstance(tool.address, MqttAddress) and self.broker is None:
+                raise ValueError(f"{where}.address: MQTT tools need a `broker:` section")
+        return self
+
+    def tool(self, name: str) -> ToolConfig:
+        for t in self.tools:
+            if t.name == name:
+                return t
+        raise ConfigError(f"line {self.name!r} has no tool {name!r}")
+
+
+def check_profiles(line: LineConfig, base: Path | None = None) -> None:
+    """Every tool's profile exists, fits its kind, and matches its address's transport."""
+    for tool in line.tools:
+        where = f"line {line.name}: tools.{tool.name}"
+        try:
+            profile = load_profile(tool.profile, base)
+        except ProfileError as exc:
+            raise ConfigError(f"{where}.profile: {exc}") from exc
+        if profile.kind != tool.kind:
+            raise ConfigError(f"{where}.profile: is for kind {profile.kind!r}, tool is {tool.kind!r}")
+        wanted = PROFILE_TRANSPORT[tool.address.transport]
+        if profile.transport != wanted:
+            raise ConfigError(
+                f"{where}.address.transport: {tool.address.transport} needs a {wanted} profile, "
+                f"{profile.name!r} is {profile.transport}"
+            )
+        kind = KINDS[tool.kind]
+        missing = sorted(kind.required_variables() - profile.variable_names())
+        if missing:
+            raise ConfigError(f"{where}.profile: {profile.name} lacks variables {missing}")
+        missing_cmd = sorted(kind.required_commands() - profile.command_names())
+        if missing_cmd:
+            raise ConfigError(f"{where}.profile: {profile.name} lacks commands {missing_cmd}")
+
+
+def load_line(name_or_path: str | Path) -> LineConfig:
+    text = str(name_or_path)
+    path = Path(text) if text.endswith((".yaml", ".yml")) or "/" in text else LINE_DIR / f"{text}.yaml"
+    line = validate_model(LineConfig, read_yaml(path), str(path))
+    check_profiles(line, path.parent)
+    return line
+
+
+class Endpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: str
+    transport: str
+    profile: str
+    address: Address
+
+
+class Endpoints(BaseModel):
+    """What `waferline sim up` writes: the live address of every emulated tool."""
+
+    model_config = ConfigDict(extra="forbid")
+    line: str
+    time_scale: float
+    pid: int | None = None
+    broker: dict[str, Any] | None = None
+    tools: list[Endpoint]
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> Endpoints:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read endpoints file: {exc}") from exc
+        return validate_model(cls, data, str(path))
+
+
+def apply_endpoints(line: LineConfig, endpoints: Endpoints) -> LineConfig:
+    """The line with each emulated tool's address replaced by its live one."""
+    live = {e.name: e for e in endpoints.tools}
+    tools = [
+        t.model_copy(update={"address": live[t.name].address}) if t.name in live else t
+        for t in line.tools
+    ]
+    return line.model_copy(update={"tools": tools, "time_scale": endpoints.time_scale})

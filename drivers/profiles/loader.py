@@ -1,0 +1,60 @@
+"""Find and validate profile files: `bonder-modbus` resolves to configs/profiles/bonder-modbus.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from drivers.errors import ProfileError
+from drivers.profiles.modbus import ModbusProfile
+from drivers.profiles.mqtt import MqttProfile
+from drivers.profiles.serial import SerialProfile
+from drivers.validation import describe_validation_error, read_yaml
+
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "profiles"
+
+AnyProfile = Annotated[
+    ModbusProfile | SerialProfile | MqttProfile, Field(discriminator="transport")
+]
+_ADAPTER: TypeAdapter[ModbusProfile | SerialProfile | MqttProfile] = TypeAdapter(AnyProfile)
+TRANSPORTS = ("modbus", "serial", "mqtt")
+
+
+def resolve_profile_path(name_or_path: str | Path, base: Path | None = None) -> Path:
+    """A bare name looks in configs/profiles; anything with a suffix or a slash is a path."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        path = Path(text)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return path
+    return PROFILE_DIR / f"{text}.yaml"
+
+
+def parse_profile(data: Any, source: str) -> ModbusProfile | SerialProfile | MqttProfile:
+    if not isinstance(data, dict):
+        raise ProfileError(f"{source}: expected a mapping at the top level")
+    transport = data.get("transport")
+    if transport not in TRANSPORTS:
+        raise ProfileError(
+            f"{source}: transport: must be one of {', '.join(TRANSPORTS)} (got {transport!r})"
+        )
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise ProfileError(describe_validation_error(source, exc)) from exc
+
+
+def load_profile(
+    name_or_path: str | Path, base: Path | None = None
+) -> ModbusProfile | SerialProfile | MqttProfile:
+    path = resolve_profile_path(name_or_path, base)
+    if not path.exists():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise ProfileError(f"{path}: no such profile; shipped profiles: {', '.join(known)}")
+    profile = parse_profile(read_yaml(path, ProfileError), str(path))
+    if not profile.name:
+        profile = profile.model_copy(update={"name": path.stem})
+    return profile

@@ -1,0 +1,245 @@
+"""The tool contract shared by every kind: connect/close, status(), run(recipe) -> result, abort().
+
+Vocabulary is SEMI E30's processing state (IDLE, SETUP, EXECUTING, PAUSE, ...) plus the outcome of
+the tool's last job, which the sequencer's crash recovery asks for. A kind is declared, not coded:
+its recipe model, result model, interlock inputs and process values (see drivers/kinds/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drivers.channel import Channel
+from drivers.errors import CommandRejected, JobAborted, ProtocolError, ToolAlarm, ToolTimeout
+from drivers.profiles.base import Value
+
+
+class ProcessState(StrEnum):
+    INIT = "INIT"
+    IDLE = "IDLE"
+    SETUP = "SETUP"
+    READY = "READY"
+    EXECUTING = "EXECUTING"
+    PAUSE = "PAUSE"
+
+
+class JobOutcome(StrEnum):
+    NONE = "NONE"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    ABORTED = "ABORTED"
+    FAILED = "FAILED"
+
+
+CONTRACT_VARIABLES = ("state", "alarm_id", "job_id", "job_outcome")
+CONTRACT_COMMANDS = ("start", "abort", "reset")
+
+
+class Recipe(BaseModel):
+    """Base of every kind's recipe: setpoints with units in the field names and ranges as bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def max_duration_s(self) -> float:
+        """Generous upper bound of the job in tool seconds; the driver's job deadline."""
+        raise NotImplementedError
+
+    def setpoints(self) -> dict[str, Value]:
+        return self.model_dump(mode="json")
+
+
+class Result(BaseModel):
+    """What the tool measured for one job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tool: str
+    job_id: int
+
+
+class Alarm(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: int
+    text: str
+
+
+class ToolStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    tool: str
+    kind: str
+    state: ProcessState
+    alarm: Alarm | None = None
+    interlocks: dict[str, bool] = Field(default_factory=dict)
+    values: dict[str, Value] = Field(default_factory=dict)
+    job_id: int = 0
+    job_outcome: JobOutcome = JobOutcome.NONE
+
+    @property
+    def ready(self) -> bool:
+        """Idle, no alarm, every interlock input healthy."""
+        return (
+            self.state is ProcessState.IDLE
+            and self.alarm is None
+            and all(self.interlocks.values())
+        )
+
+
+R = TypeVar("R", bound=Recipe)
+S = TypeVar("S", bound=Result)
+Monitor = Callable[[ToolStatus], Awaitable[None]]
+TERMINAL = (JobOutcome.COMPLETED, JobOutcome.ABORTED, JobOutcome.FAILED)
+
+
+class Tool(Generic[R, S]):
+    """Facade over one channel. Subclasses only declare class attributes."""
+
+    kind: ClassVar[str]
+    recipe_model: ClassVar[type[Recipe]]
+    result_model: ClassVar[type[Result]]
+    interlock_inputs: ClassVar[tuple[str, ...]]
+    process_values: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        name: str,
+        channel: Channel,
+        *,
+        time_scale: float = 1.0,
+        poll_interval_s: float = 0.25,
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.time_scale = time_scale
+        self.poll_interval_s = poll_interval_s
+        self._status_names = list(
+            dict.fromkeys([*CONTRACT_VARIABLES, *self.interlock_inputs, *self.process_values])
+        )
+
+    @classmethod
+    def result_variables(cls) -> tuple[str, ...]:
+        return tuple(f for f in cls.result_model.model_fields if f not in ("tool", "job_id"))
+
+    @classmethod
+    def required_variables(cls) -> set[str]:
+        return {
+            *CONTRACT_VARIABLES,
+            *cls.interlock_inputs,
+            *cls.process_values,
+            *cls.recipe_model.model_fields,
+            *cls.result_variables(),
+        }
+
+    @classmethod
+    def required_commands(cls) -> set[str]:
+        return set(CONTRACT_COMMANDS)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def connect(self) -> None:
+        await self.channel.connect()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> Tool[R, S]:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- the contract ------------------------------------------------------------------------
+    async def status(self) -> ToolStatus:
+        return self._to_status(await self.channel.read(self._status_names))
+
+    async def run(self, recipe: R, *, job_id: int | None = None, monitor: Monitor | None = None) -> S:
+        """Start the recipe and wait for the job to end; return the tool's measurements.
+
+        Raises CommandRejected if the tool refuses, ToolAlarm if it alarms, JobAborted if the job
+        ends aborted, ToolTimeout past the recipe's deadline. `monitor` sees every polled status,
+        so a caller can watch run interlocks and call abort().
+        """
+        if not isinstance(recipe, self.recipe_model):
+            raise TypeError(f"{self.kind} needs a {self.recipe_model.__name__}")
+        job = job_id if job_id is not None else secrets.randbelow(2**31 - 2) + 1
+        before = await self.status()
+        if before.alarm is not None:
+            raise ToolAlarm(self.name, before.alarm.id, before.alarm.text)
+        if before.state is not ProcessState.IDLE:
+            raise CommandRejected(self.name, f"tool is {before.state}, not IDLE")
+        await self.channel.command("start", {"job_id": job, **recipe.setpoints()})
+        final = await self._wait_for_job(job, recipe.max_duration_s(), monitor)
+        if final.job_outcome is JobOutcome.ABORTED:
+            raise JobAborted(self.name, f"job {job} aborted")
+        if final.job_outcome is JobOutcome.FAILED:
+            alarm = final.alarm or Alarm(id=0, text="job failed without an alarm")
+            raise ToolAlarm(self.name, alarm.id, alarm.text)
+        return await self.job_result(job)
+
+    async def job_result(self, job_id: int) -> S:
+        values = await self.channel.read(list(self.result_variables()))
+        return self.result_model(tool=self.name, job_id=job_id, **values)  # type: ignore[return-value]
+
+    async def abort(self) -> None:
+        await self.channel.command("abort", {})
+
+    async def reset(self) -> None:
+        """Clear latched alarms (SEMI E30 alarm clear); the tool refuses if the cause persists."""
+        await self.channel.command("reset", {})
+
+    # --- internals ---------------------------------------------------------------------------
+    async def _wait_for_job(self, job: int, max_tool_s: float, monitor: Monitor | None) -> ToolStatus:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_tool_s / self.time_scale + self.channel.timeouts.request_s
+        while True:
+            st = await self.status()
+            if monitor is not None:
+                await monitor(st)
+            if st.job_id == job:
+                if st.job_outcome in TERMINAL:
+                    return st
+                if st.alarm is not None:
+                    raise ToolAlarm(self.name, st.alarm.id, st.alarm.text)
+            if loop.time() > deadline:
+                raise ToolTimeout(
+                    self.name,
+                    f"job {job} still {st.state}/{st.job_outcome} after {max_tool_s:g} tool s",
+                )
+            await asyncio.sleep(self.poll_interval_s)
+
+    def _to_status(self, raw: dict[str, Value]) -> ToolStatus:
+        try:
+            alarm_id = int(raw["alarm_id"])
+            return ToolStatus(
+                tool=self.name,
+                kind=self.kind,
+                state=ProcessState(str(raw["state"])),
+                alarm=Alarm(id=alarm_id, text=self.channel.profile.alarm_text(alarm_id))
+                if alarm_id
+                else None,
+                interlocks={n: bool(raw[n]) for n in self.interlock_inputs},
+                values={n: raw[n] for n in self.process_values},
+                job_id=int(raw["job_id"]),
+                job_outcome=JobOutcome(str(raw["job_outcome"])),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ProtocolError(self.name, f"status does not fit the contract: {exc}") from exc
+
+
+def kind_summary(tool_cls: type[Tool[Any, Any]]) -> dict[str, Any]:
+    """For docs and `waferline tools kinds`: what a kind needs from a profile."""
+    return {
+        "kind": tool_cls.kind,
+        "variables": sorted(tool_cls.required_variables()),
+        "commands": sorted(tool_cls.required_commands()),
+    }

@@ -1,0 +1,1 @@
+"""Transports: serial (pyserial-asyncio-fast), Modbus TCP/RTU (pymodbus), MQTT (aiomqtt)."""

@@ -1,0 +1,1 @@
+"""Sequencer: flows, traveler, interlocks, ISA-88 run control, journal (issue 4)."""

@@ -1,0 +1,77 @@
+"""The physics contract: what a kind's emulator computes, independent of any protocol."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+from drivers.profiles.base import Value
+from drivers.tool import Recipe
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of a job with one E30 state; `values(f)` gives process values at fraction f."""
+
+    name: str
+    state: str  # "SETUP" or "EXECUTING"
+    duration_s: float
+    values: Callable[[float], dict[str, Value]]
+
+
+@dataclass
+class Plan:
+    phases: list[Phase]
+    results: dict[str, Value]
+    # results if the job stops after `elapsed` tool seconds (abort): what was really done
+    partial: Callable[[float], dict[str, Value]] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(p.duration_s for p in self.phases)
+
+
+class Physics(ABC):
+    kind: ClassVar[str]
+    recipe_model: ClassVar[type[Recipe]]
+    interlocks: ClassVar[tuple[str, ...]]
+
+    def __init__(self, spread: float = 0.01, params: dict[str, float] | None = None) -> None:
+        """`spread` is the relative 1-sigma scatter of results; `params` override kind defaults."""
+        self.spread = spread
+        self.params = params or {}
+
+    def noisy(self, rng: random.Random, value: float) -> float:
+        return value * (1.0 + rng.gauss(0.0, self.spread)) if self.spread else value
+
+    def default_setpoints(self) -> dict[str, Value]:
+        """What the setpoint variables read before the first job: defaults, else zero/first."""
+        out: dict[str, Value] = {}
+        for name, f in self.recipe_model.model_fields.items():
+            if not f.is_required():
+                out[name] = f.default
+            elif get_origin(f.annotation) is Literal:
+                out[name] = get_args(f.annotation)[0]
+            else:
+                out[name] = 0
+        return out
+
+    @abstractmethod
+    def idle_values(self) -> dict[str, Value]:
+        """Process values of the idle tool."""
+
+    @abstractmethod
+    def initial_results(self) -> dict[str, Value]:
+        """Result variables before any job."""
+
+    @abstractmethod
+    def plan(self, recipe: Recipe, rng: random.Random) -> Plan:
+        """Phases and results of one job."""
+
+
+def ramp(a: float, b: float, f: float) -> float:
+    return a + (b - a) * min(1.0, max(0.0, f))

@@ -1,0 +1,60 @@
+"""Bonder physics: pump the chamber down, ramp the chuck, hold at temperature and force, cool."""
+
+from __future__ import annotations
+
+import random
+
+from drivers.kinds.bonder import BonderRecipe
+from drivers.profiles.base import Value
+from drivers.tool import Recipe
+from sim_tools.physics.base import Phase, Physics, Plan, ramp
+
+ROOM_C = 25.0
+ATM_MBAR = 1013.0
+
+
+class BonderPhysics(Physics):
+    kind = "bonder"
+    recipe_model = BonderRecipe
+    interlocks = ("door_closed", "vacuum_ok", "cooling_water_ok", "emo_ok")
+
+    def idle_values(self) -> dict[str, Value]:
+        return {"chuck_temp_c": ROOM_C, "applied_force_kn": 0.0, "chamber_pressure_mbar": ATM_MBAR}
+
+    def initial_results(self) -> dict[str, Value]:
+        return {"peak_temp_c": 0.0, "peak_force_kn": 0.0, "hold_time_s": 0.0, "min_pressure_mbar": 0.0}
+
+    def plan(self, recipe: Recipe, rng: random.Random) -> Plan:
+        assert isinstance(recipe, BonderRecipe)
+        pump_s = self.params.get("pumpdown_s", 120.0)
+        ramp_s = (recipe.temp_c - ROOM_C) / recipe.ramp_c_per_min * 60.0
+        cool_s = self.params.get("cooldown_s", 300.0)
+        p_end = recipe.vacuum_mbar * rng.uniform(0.5, 0.9)
+        peak_t = self.noisy(rng, recipe.temp_c)
+        peak_f = self.noisy(rng, recipe.force_kn)
+
+        def pumping(f: float) -> dict[str, Value]:
+            return {"chamber_pressure_mbar": ATM_MBAR * (p_end / ATM_MBAR) ** f}
+
+        def heating(f: float) -> dict[str, Value]:
+            return {"chuck_temp_c": ramp(ROOM_C, peak_t, f), "chamber_pressure_mbar": p_end}
+
+        def holding(_f: float) -> dict[str, Value]:
+            return {"chuck_temp_c": peak_t, "applied_force_kn": peak_f, "chamber_pressure_mbar": p_end}
+
+        def cooling(f: float) -> dict[str, Value]:
+            return {"chuck_temp_c": ramp(peak_t, 80.0, f), "chamber_pressure_mbar": ramp(p_end, ATM_MBAR, f)}
+
+        phases = [
+            Phase("pump-down", "SETUP", pump_s, pumping),
+            Phase("ramp", "SETUP", ramp_s, heating),
+            Phase("bond", "EXECUTING", recipe.hold_s, holding),
+            Phase("cool", "EXECUTING", cool_s, cooling),
+        ]
+        results: dict[str, Value] = {
+            "peak_temp_c": round(peak_t, 2),
+            "peak_force_kn": round(peak_f, 3),
+            "hold_time_s": recipe.hold_s,
+            "min_pressure_mbar": p_end,
+        }
+        return Plan(phases, results)

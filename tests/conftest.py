@@ -1,0 +1,44 @@
+"""Shared fixtures. Transport fixtures live in tests/fixtures/<transport>.py (registered below).
+
+`no_leaked_tasks` (autouse) fails a test that leaves asyncio tasks running: drivers and emulators
+must cancel everything they start when closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sim_tools.clock import VirtualClock
+
+pytest_plugins = [
+    "tests.fixtures.common",
+    "tests.fixtures.modbus",
+    "tests.fixtures.mqtt",
+    "tests.fixtures.serial",
+]
+
+TIME_SCALE = 20000.0
+
+
+@pytest.fixture(scope="session")
+def clock() -> VirtualClock:
+    return VirtualClock(TIME_SCALE)
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    before = set(asyncio.all_tasks())
+    yield
+    for _ in range(20):  # let cancellations and closes settle
+        leaked = {t for t in asyncio.all_tasks() - before if not t.done()}
+        leaked.discard(asyncio.current_task())  # type: ignore[arg-type]
+        if not leaked:
+            return
+        await asyncio.sleep(0.01)
+    names = sorted(t.get_name() + ":" + repr(t.get_coro()) for t in leaked)
+    for t in leaked:
+        t.cancel()
+    pytest.fail(f"test left {len(leaked)} task(s) running: {names}")
