@@ -1,0 +1,31 @@
+"""`waferline`: the front door. Global options configure logging for every verb."""
+
+from __future__ import annotations
+
+import typer
+
+from drivers.logs import configure_logging
+from waferline import profiles_cmd, sim_cmd, tools_cmd
+
+app = typer.Typer(
+    help="Equipment automation for a wafer-level 3-D stacked-package line.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(sim_cmd.app, name="sim", help="Run emulated tools on loopback.")
+app.add_typer(tools_cmd.app, name="tools", help="Talk to the tools of a line.")
+app.add_typer(profiles_cmd.app, name="profiles", help="List and validate protocol profiles.")
+
+
+@app.callback()
+def main(
+    log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING, ERROR"),
+    log_json: bool = typer.Option(False, "--log-json", help="one JSON object per log line"),
+) -> None:
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise typer.BadParameter(f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {log_level}")
+    configure_logging(log_level, log_json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
