@@ -19,7 +19,8 @@ def make_channel(cfg: ToolConfig, base: Path | None = None) -> Channel:
     if isinstance(profile, ModbusProfile):
         from drivers.transports.modbus import ModbusChannel
 
-        return ModbusChannel(cfg.name, profile, address, cfg.timeouts)  # type: ignore[arg-type]
+        assert not isinstance(address, SerialAddress | MqttAddress)
+        return ModbusChannel(cfg.name, profile, address, cfg.timeouts)
     if isinstance(profile, SerialProfile):
         from drivers.transports.serial import SerialChannel
 

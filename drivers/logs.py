@@ -77,7 +77,7 @@ class TextFormatter(logging.Formatter):
         return f"{base} [{ctx}]" if ctx else base
 
 
-class ToolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class ToolLogger(logging.LoggerAdapter):  # type: ignore[type-arg,unused-ignore]
     """A logger bound to one tool and transport."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:

@@ -52,7 +52,7 @@ async def _serve(line_name: str, endpoints_file: Path, run_dir: Path | None) -> 
     finally:
         await line.stop()
         with contextlib.suppress(FileNotFoundError):
-            endpoints_file.unlink()
+            endpoints_file.unlink()  # noqa: ASYNC240 - one local unlink at shutdown
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     console.print("line stopped")

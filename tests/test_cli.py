@@ -1,0 +1,158 @@
+"""The CLI as an operator uses it: `sim up` in one process, `tools status` and raw clients in others."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WAFERLINE = [sys.executable, "-m", "waferline.cli"]
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*WAFERLINE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def sim_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    tmp = tmp_path_factory.mktemp("simup")
+    eps = tmp / "endpoints.json"
+    proc = subprocess.Popen(
+        [*WAFERLINE, "sim", "up", "--endpoints-file", str(eps), "--run-dir", str(tmp / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not eps.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"sim up did not come up:\n{out}\n{err}")
+        time.sleep(0.05)
+    yield eps, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def endpoint(eps: Path, name: str) -> dict[str, Any]:
+    doc = json.loads(eps.read_text())
+    return next(t for t in doc["tools"] if t["name"] == name)
+
+
+def test_endpoints_file_describes_every_tool(sim_up: tuple[Path, Any]) -> None:
+    doc = json.loads(sim_up[0].read_text())
+    by_name = {t["name"]: t for t in doc["tools"]}
+    assert set(by_name) == {"bonder1", "sputter1", "saw1"}
+    assert by_name["bonder1"]["address"]["host"] == "127.0.0.1"
+    assert by_name["bonder1"]["address"]["port"] > 0
+    assert by_name["sputter1"]["address"]["prefix"] == "waferline/emulated/sputter1"
+    assert by_name["sputter1"]["address"]["host"] == "127.0.0.1"
+    assert Path(by_name["saw1"]["address"]["url"]).exists()
+
+
+def test_tools_status_json_reports_all_tools(sim_up: tuple[Path, Any]) -> None:
+    res = run_cli("tools", "status", "--endpoints", str(sim_up[0]), "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["source"] == "endpoints file"
+    states = {t["name"]: t["status"]["state"] for t in doc["tools"]}
+    assert states == {"bonder1": "IDLE", "sputter1": "IDLE", "saw1": "IDLE"}
+    saw = next(t for t in doc["tools"] if t["name"] == "saw1")
+    assert saw["status"]["interlocks"] == {"door_closed": True, "cooling_water_ok": True,
+                                           "emo_ok": True}
+
+
+@pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll not installed (CI installs it)")
+def test_mbpoll_reads_bonder_state(sim_up: tuple[Path, Any]) -> None:
+    addr = endpoint(sim_up[0], "bonder1")["address"]
+    res = subprocess.run(
+        ["mbpoll", "-0", "-1", "-t", "3", "-r", "0", "-c", "1", "-a", str(addr["unit"]),
+         "-p", str(addr["port"]), "127.0.0.1"],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "[0]: \t1" in res.stdout or "[0]:\t1" in res.stdout.replace(" ", "")  # 1 = IDLE
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="mosquitto-clients not installed")
+def test_mosquitto_sub_gets_retained_status(sim_up: tuple[Path, Any]) -> None:
+    addr = endpoint(sim_up[0], "sputter1")["address"]
+    res = subprocess.run(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(addr["port"]),
+         "-t", f"{addr['prefix']}/status", "-C", "1", "-W", "10"],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["state"] == "IDLE"
+
+
+def test_raw_pty_status_line(sim_up: tuple[Path, Any]) -> None:
+    url = endpoint(sim_up[0], "saw1")["address"]["url"]
+    fd = os.open(url, os.O_RDWR | os.O_NOCTTY)
+    try:
+        os.write(fd, b"STATUS?\r\n")
+        buf = b""
+        deadline = time.monotonic() + 5
+        while not buf.endswith(b"\r\n") and time.monotonic() < deadline:
+            buf += os.read(fd, 256)
+    finally:
+        os.close(fd)
+    assert buf.startswith(b"STATE=IDLE ALARM=0 JOB=0 OUTCOME=NONE DOOR=1 CW=1 EMO=1")
+
+
+def test_sigterm_stops_cleanly(sim_up: tuple[Path, subprocess.Popen[str]]) -> None:
+    eps, proc = sim_up
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "line stopped" in out
+    assert not eps.exists()
+
+
+def test_tools_status_embedded_when_nothing_runs(tmp_path: Path) -> None:
+    res = subprocess.run([*WAFERLINE, "tools", "status", "--json"], capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["source"] == "embedded emulators"
+    assert [t["status"]["state"] for t in doc["tools"]] == ["IDLE", "IDLE", "IDLE"]
+
+
+def test_unreachable_tool_exits_1(tmp_path: Path) -> None:
+    from tests.fixtures.common import free_port
+
+    line = tmp_path / "real.yaml"
+    line.write_text(
+        "name: bench\ntools:\n  - name: bonder9\n    kind: bonder\n    profile: bonder-modbus\n"
+        "    emulated: false\n    timeouts: {connect_s: 0.5, request_s: 0.5}\n"
+        f"    address: {{transport: modbus_tcp, host: 127.0.0.1, port: {free_port()}}}\n"
+    )
+    res = run_cli("tools", "status", "--line", str(line), "--json")
+    assert res.returncode == 1
+    tool = json.loads(res.stdout)["tools"][0]
+    assert tool["ok"] is False and "ToolConnectionError" in tool["error"]
+
+
+def test_invalid_line_exits_2_with_field(tmp_path: Path) -> None:
+    line = tmp_path / "bad.yaml"
+    line.write_text("name: bad\ntime_scale: -1\ntools: []\n")
+    res = run_cli("tools", "status", "--line", str(line))
+    assert res.returncode == 2
+    assert "time_scale" in res.stderr and "tools" in res.stderr
+
+
+def test_log_json_option(tmp_path: Path) -> None:
+    res = subprocess.run([*WAFERLINE, "--log-level", "INFO", "--log-json", "tools", "status"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    docs = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert any(d.get("tool") == "bonder1" and d.get("transport") == "modbus" for d in docs)
