@@ -101,6 +101,21 @@ class EmulatedTool:
         with contextlib.suppress(ValueError):
             self._listeners.remove(callback)
 
+    async def wait_until(self, predicate: Callable[[EmulatedTool], bool]) -> None:
+        """Wait for a state change that satisfies `predicate` (bound it with asyncio.timeout)."""
+        event = asyncio.Event()
+
+        def check() -> None:
+            if predicate(self):
+                event.set()
+
+        self.add_listener(check)
+        try:
+            if not predicate(self):
+                await event.wait()
+        finally:
+            self.remove_listener(check)
+
     # --- hooks for tests, fault injection and the operator -------------------------------------
     def set_interlock(self, name: str, healthy: bool) -> None:
         """Change an interlock input; losing one mid-job stops the job (tool safety logic)."""

@@ -1,40 +1,40 @@
-"""`waferline tools status`: connect each tool's driver and print its E30 status."""
+"""`waferline tools status|run`: connect a line's drivers, print E30 status, run one recipe."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
 from rich.table import Table
 
-from drivers.errors import WaferlineError
+from drivers.errors import ConfigError, WaferlineError
 from drivers.factory import make_tool
-from drivers.line import Endpoints, LineConfig, apply_endpoints
+from drivers.kinds import KINDS
+from drivers.line import Endpoints, LineConfig
 from drivers.tool import ToolStatus
-from waferline.common import (
-    DEFAULT_LINE,
-    console,
-    default_endpoints_file,
-    err_console,
-    load_line_or_exit,
-)
+from drivers.validation import validate_model
+from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
+from waferline.live import live_line, resolve_endpoints
 
 app = typer.Typer(no_args_is_help=True)
+LINE_OPT = typer.Option(DEFAULT_LINE, "--line", help="line name or YAML path")
+ENDPOINTS_OPT = typer.Option(
+    None, "--endpoints", help="endpoints JSON from `sim up` (default: the line's, if it runs)"
+)
+JSON_OPT = typer.Option(False, "--json", help="machine-readable output")
 
 
 async def query_line(line: LineConfig) -> list[dict[str, Any]]:
     """Status of every tool, concurrently; a tool that fails is reported, not fatal."""
 
     async def one(cfg: Any) -> dict[str, Any]:
-        entry: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind,
-                                 "transport": cfg.address.transport}
-        tool = make_tool(cfg, line)
+        entry: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind, "transport": cfg.address.transport}
         try:
-            async with tool:
+            async with make_tool(cfg, line) as tool:
                 status: ToolStatus = await tool.status()
             entry.update(ok=True, status=status.model_dump(mode="json"))
         except WaferlineError as exc:
@@ -44,36 +44,14 @@ async def query_line(line: LineConfig) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(one(cfg) for cfg in line.tools)))
 
 
-async def _status(line: LineConfig, endpoints: Endpoints | None) -> tuple[list[dict[str, Any]], str]:
-    if endpoints is not None:
-        return await query_line(apply_endpoints(line, endpoints)), "endpoints file"
-    if not any(t.emulated for t in line.tools):
-        return await query_line(line), "configured addresses"
-    from sim_tools.line import EmulatedLine  # embedded line: the CLI's emulated-line wiring
-
-    async with EmulatedLine(line) as emulated:
-        assert emulated.endpoints is not None
-        return await query_line(apply_endpoints(line, emulated.endpoints)), "embedded emulators"
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def status_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     for col in ("tool", "kind", "transport", "state", "alarm", "interlocks", "last job", "values"):
         table.add_column(col)
     for r in rows:
         if not r["ok"]:
-            table.add_row(r["name"], r["kind"], r["transport"], "[red]UNREACHABLE[/red]",
-                          r["error"], "", "", "")
+            table.add_row(r["name"], r["kind"], r["transport"], "[red]UNREACHABLE[/red]", r["error"],
+                          "", "", "")
             continue
         s = r["status"]
         alarm = f"[red]{s['alarm']['id']} {s['alarm']['text']}[/red]" if s["alarm"] else "-"
@@ -85,33 +63,89 @@ def status_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def _endpoints_or_exit(line: str, explicit: Path | None) -> Endpoints | None:
+    try:
+        return resolve_endpoints(line, explicit)
+    except WaferlineError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command("status")
-def status(
-    line: str = typer.Option(DEFAULT_LINE, "--line", help="line name or YAML path"),
-    endpoints: Path | None = typer.Option(
-        None, "--endpoints", help="endpoints JSON from `sim up` (default: the line's, if running)"
-    ),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-) -> None:
+def status(line: str = LINE_OPT, endpoints: Path | None = ENDPOINTS_OPT, as_json: bool = JSON_OPT) -> None:
     """Connect every tool of the line and print its status. Exit 1 if any is unreachable.
 
     Without a running `sim up`, the line's emulated tools are started in-process for the query.
     """
     config = load_line_or_exit(line)
-    live: Endpoints | None = None
-    path = endpoints or default_endpoints_file(line)
-    if endpoints is not None or path.exists():
-        try:
-            live = Endpoints.read(path)
-        except WaferlineError as exc:
-            err_console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
-        if endpoints is None and not _pid_alive(live.pid):
-            live = None  # a stale file from a line that is gone
-    rows, source = asyncio.run(_status(config, live))
+    live = _endpoints_or_exit(line, endpoints)
+
+    async def go() -> tuple[list[dict[str, Any]], str]:
+        async with live_line(config, live) as (resolved, source):
+            return await query_line(resolved), source
+
+    rows, source = asyncio.run(go())
     if as_json:
         print(json.dumps({"line": config.name, "source": source, "tools": rows}, indent=2))
     else:
         console.print(status_table(rows, f"line {config.name} ({source})"))
     if not all(r["ok"] for r in rows):
         raise typer.Exit(1)
+
+
+def parse_recipe(kind: str, recipe_file: Path | None, sets: list[str]) -> Any:
+    data: dict[str, Any] = {}
+    if recipe_file is not None:
+        loaded = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{recipe_file}: a recipe is a mapping of setpoints")
+        data.update(loaded)
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
+        data[key.strip()] = yaml.safe_load(value)
+    return validate_model(KINDS[kind].recipe_model, data, f"{kind} recipe")
+
+
+@app.command("run")
+def run(
+    tool: str = typer.Argument(..., help="tool name in the line"),
+    sets: list[str] = typer.Option([], "--set", help="recipe setpoint FIELD=VALUE (repeatable)"),
+    recipe_file: Path | None = typer.Option(None, "--recipe", help="recipe YAML"),
+    line: str = LINE_OPT,
+    endpoints: Path | None = ENDPOINTS_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Run one recipe on one tool and print what the tool measured. Exit 1 if the job fails."""
+    config = load_line_or_exit(line)
+    try:
+        cfg = config.tool(tool)
+        recipe = parse_recipe(cfg.kind, recipe_file, sets)
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    live = _endpoints_or_exit(line, endpoints)
+
+    async def go() -> dict[str, Any]:
+        async with (
+            live_line(config, live) as (resolved, _source),
+            make_tool(resolved.tool(tool), resolved) as driver,
+        ):
+            result = await driver.run(recipe)
+            return result.model_dump(mode="json")
+
+    try:
+        result = asyncio.run(go())
+    except WaferlineError as exc:
+        err_console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        table = Table(title=f"{tool}: job {result['job_id']} COMPLETED")
+        table.add_column("result")
+        table.add_column("value")
+        for k, v in result.items():
+            table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+        console.print(table)
