@@ -110,7 +110,8 @@ class Channel(ABC):
 
     # --- internals -------------------------------------------------------------------------
     def _check_names(self, names: Sequence[str]) -> None:
-        unknown = [n for n in names if n not in self.profile.variable_names()]
+        known = self.profile.variable_names()
+        unknown = [n for n in names if n not in known]
         if unknown:
             raise ToolError(
                 self.tool, f"profile {self.profile.name!r} has no variable(s) {unknown}"
