@@ -22,7 +22,8 @@ async def run_all(n: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name in TRANSPORTS:
         module = importlib.import_module(f"benchmarks._{name}")
-        result = await module.measure(n)
+        measure = getattr(module, "measure_all", module.measure)  # mqtt: amqtt and mosquitto
+        result = await measure(n)
         rows.extend(result if isinstance(result, list) else [result])
     return rows
 

@@ -46,6 +46,7 @@ class Channel(ABC):
         self._connected = False
         self._closed = False
         self._link_lock = asyncio.Lock()
+        self._checked: set[tuple[str, ...]] = set()  # name lists already checked against the profile
 
     # --- what a transport implements -------------------------------------------------------
     @abstractmethod
@@ -110,12 +111,16 @@ class Channel(ABC):
 
     # --- internals -------------------------------------------------------------------------
     def _check_names(self, names: Sequence[str]) -> None:
+        key = tuple(names)
+        if key in self._checked:
+            return
         known = self.profile.variable_names()
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ToolError(
                 self.tool, f"profile {self.profile.name!r} has no variable(s) {unknown}"
             )
+        self._checked.add(key)
 
     async def _io(self, op: Callable[[], Awaitable[T]]) -> T:
         await self._ensure_connected()

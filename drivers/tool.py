@@ -220,13 +220,16 @@ class Tool(Generic[R, S]):
     def _to_status(self, raw: dict[str, Value]) -> ToolStatus:
         try:
             alarm_id = int(raw["alarm_id"])
+            alarm = (
+                Alarm(id=alarm_id, text=self.channel.profile.alarm_text(alarm_id))
+                if alarm_id
+                else None
+            )
             return ToolStatus(
                 tool=self.name,
                 kind=self.kind,
                 state=ProcessState(str(raw["state"])),
-                alarm=Alarm(id=alarm_id, text=self.channel.profile.alarm_text(alarm_id))
-                if alarm_id
-                else None,
+                alarm=alarm,
                 interlocks={n: bool(raw[n]) for n in self.interlock_inputs},
                 values={n: raw[n] for n in self.process_values},
                 job_id=int(raw["job_id"]),
