@@ -8,11 +8,9 @@ both alike.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-
 from pymodbus.client import AsyncModbusTcpClient
 
+from benchmarks._timing import compare
 from drivers.addresses import ModbusTcpAddress
 from drivers.channel import Timeouts
 from drivers.kinds import Bonder
@@ -23,16 +21,6 @@ from sim_tools.clock import VirtualClock
 from sim_tools.model import EmulatedTool
 from sim_tools.physics.bonder import BonderPhysics
 from sim_tools.servers.modbus import ModbusToolServer
-
-BLOCK = 50
-WARMUP = 20
-
-
-async def _time(op: Callable[[], Awaitable[None]], count: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(count):
-        await op()
-    return time.perf_counter() - t0
 
 
 async def measure(n: int) -> dict[str, float | str]:
@@ -65,31 +53,10 @@ async def measure(n: int) -> dict[str, float | str]:
                 if rr.isError():
                     raise RuntimeError(f"raw read failed: {rr}")
 
-        await _time(driver_once, WARMUP)
-        await _time(raw_once, WARMUP)
-        driver_s = raw_s = 0.0
-        done = 0
-        while done < n:
-            block = min(BLOCK, n - done)
-            raw_s += await _time(raw_once, block)
-            driver_s += await _time(driver_once, block)
-            done += block
+        result = await compare("modbus", driver_once, raw_once, n)
     finally:
         await bonder.close()
         raw.close()
         await server.stop()
         await tool.close()
-    driver_ms = driver_s / n * 1000
-    raw_ms = raw_s / n * 1000
-    return {
-        "transport": "modbus",
-        "driver_ms": round(driver_ms, 4),
-        "raw_ms": round(raw_ms, 4),
-        "ratio": round(driver_ms / raw_ms, 3),
-    }
-
-
-if __name__ == "__main__":
-    import asyncio
-
-    print(asyncio.run(measure(500)))
+    return result

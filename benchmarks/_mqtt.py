@@ -12,12 +12,12 @@ import json
 import secrets
 import socket
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from benchmarks._timing import compare
 from drivers.addresses import MqttAddress
 from drivers.channel import Timeouts
 from drivers.kinds.sputterer import Sputterer
@@ -30,8 +30,6 @@ from sim_tools.physics.sputterer import SputtererPhysics
 from sim_tools.servers.mqtt import MqttToolServer
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-BLOCK = 50
-WARMUP = 20
 
 
 class _Raw:
@@ -63,13 +61,6 @@ def _status_names(profile: MqttProfile, prefix: str) -> list[str]:
     return list(Sputterer("bench", channel)._status_names)
 
 
-async def _timed(op: Any, n: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(n):
-        await op()
-    return time.perf_counter() - t0
-
-
 async def measure(n: int, broker: str = "amqtt") -> dict[str, Any]:
     """Mean ms per status() through the driver and per raw request/reply, and their ratio."""
     profile = load_profile("sputterer-mqtt")
@@ -91,29 +82,13 @@ async def measure(n: int, broker: str = "amqtt") -> dict[str, Any]:
             async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as client:
                 raw = _Raw(client, profile, prefix)
                 await client.subscribe(raw.reply_topic, qos=1)
-                await _timed(tool.status, WARMUP)
-                await _timed(raw.read, WARMUP)
-                driver_s = raw_s = 0.0
-                done = 0
-                while done < n:
-                    k = min(BLOCK, n - done)
-                    driver_s += await _timed(tool.status, k)
-                    raw_s += await _timed(raw.read, k)
-                    done += k
+                result = await compare(f"mqtt ({broker})", tool.status, raw.read, n)
         finally:
             await tool.close()
             await server.stop()
             await emu.close()
             await brk.stop()
-    driver_ms, raw_ms = driver_s / n * 1e3, raw_s / n * 1e3
-    return {
-        "transport": f"mqtt ({broker})",
-        "broker": broker,
-        "n": n,
-        "driver_ms": round(driver_ms, 4),
-        "raw_ms": round(raw_ms, 4),
-        "ratio": round(driver_ms / raw_ms, 3),
-    }
+    return result
 
 
 async def measure_all(n: int) -> list[dict[str, Any]]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import serial_asyncio_fast
 
+from benchmarks._timing import compare
 from drivers.addresses import SerialAddress
 from drivers.channel import Timeouts
 from drivers.kinds import DicingSaw
@@ -24,9 +23,6 @@ from sim_tools.clock import VirtualClock
 from sim_tools.model import EmulatedTool
 from sim_tools.physics.dicing_saw import DicingSawPhysics
 from sim_tools.servers.serial import SerialToolServer
-
-BLOCK = 10
-WARMUP = 20
 
 
 async def measure(n: int) -> dict[str, float | str]:
@@ -56,16 +52,7 @@ async def measure(n: int) -> dict[str, float | str]:
                 async with asyncio.timeout(5):
                     await reader.readuntil(b"\r\n")
 
-            for _ in range(WARMUP):
-                await driver_once()
-                await raw_once()
-            driver_s = raw_s = 0.0
-            done = 0
-            while done < n:
-                block = min(BLOCK, n - done)
-                raw_s += await _time(raw_once, block)
-                driver_s += await _time(driver_once, block)
-                done += block
+            result = await compare("serial", driver_once, raw_once, n)
         finally:
             await saw.close()
             writer.close()
@@ -74,21 +61,7 @@ async def measure(n: int) -> dict[str, float | str]:
             for server in servers:
                 await server.stop()
             await tool.close()
-    driver_ms = driver_s / n * 1000
-    raw_ms = raw_s / n * 1000
-    return {
-        "transport": "serial",
-        "driver_ms": round(driver_ms, 4),
-        "raw_ms": round(raw_ms, 4),
-        "ratio": round(driver_ms / raw_ms, 3),
-    }
-
-
-async def _time(op: Callable[[], Awaitable[None]], count: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(count):
-        await op()
-    return time.perf_counter() - t0
+    return result
 
 
 if __name__ == "__main__":

@@ -10,20 +10,14 @@ pty master (pymodbus's serial server can only open a device path, and a pty mast
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import os
-import tty
 from pathlib import Path
 from typing import Any
 
 from pymodbus.constants import ExcCodes
-from pymodbus.framer import FramerRTU
-from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
-from pymodbus.simulator.simcore import SimCore
 from pymodbus.simulator.simutils import SimUtils
 
 from drivers.addresses import ModbusRtuAddress, ModbusTcpAddress
@@ -32,6 +26,8 @@ from drivers.profiles.modbus import ModbusProfile, ModbusTable, ModbusVariable
 from drivers.transports.modbus_codec import decode, encode
 from sim_tools.faults import FaultKind
 from sim_tools.model import EmulatedTool, Refused
+from sim_tools.servers.modbus_frames import garble
+from sim_tools.servers.modbus_rtu import RtuPtyServer
 
 log = logging.getLogger(__name__)
 TABLES: tuple[ModbusTable, ...] = ("coil", "discrete", "holding", "input")
@@ -39,18 +35,6 @@ FC_TABLE: dict[int, ModbusTable] = {
     1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
     4: "input",
 }
-
-
-def garble(frame: bytes, rtu: bool = False) -> bytes:
-    """Corrupt a reply like a bad line does: TCP gets a bad MBAP protocol id, RTU a bad CRC.
-
-    Lengths stay intact so the receiver sees a complete but invalid frame, not a short one.
-    """
-    if len(frame) < 5:
-        return bytes(b ^ 0xFF for b in frame)
-    if rtu:
-        return frame[:3] + bytes(b ^ 0x5A for b in frame[3:])
-    return frame[:2] + bytes(b ^ 0x5A for b in frame[2:4]) + frame[4:]
 
 
 def _unpack(table: ModbusTable, start: int, registers: list[int]) -> tuple[list[int], int]:
@@ -103,9 +87,7 @@ class ModbusToolServer:
         self._held: set[asyncio.Task[Any]] = set()
         self._timers: list[asyncio.TimerHandle] = []
         self._tcp: _TcpServer | None = None
-        self._rtu_fds: tuple[int, ...] | None = None
-        self._rtu_task: asyncio.Task[None] | None = None
-        self._link: Path | None = None
+        self._rtu: RtuPtyServer | None = None
         self.live: ModbusTcpAddress | ModbusRtuAddress | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -119,7 +101,8 @@ class ModbusToolServer:
             port = self._tcp.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             self.live = self.address.model_copy(update={"port": port, "host": "127.0.0.1"})
         else:
-            self.live = self._start_rtu(self.address)
+            self._rtu = RtuPtyServer(self.tool.name, self._device, self.tool.faults, self.run_dir)
+            self.live = self._rtu.start(self.address)
         log.info("%s: modbus server on %s", self.tool.name, self.live)
         return self.live
 
@@ -127,19 +110,13 @@ class ModbusToolServer:
         if self._tcp is not None:
             await self._tcp.shutdown()
             self._tcp = None
-        if self._rtu_fds is not None:
-            asyncio.get_running_loop().remove_reader(self._rtu_fds[0])
-            for fd in self._rtu_fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._rtu_fds = None
-        if self._link is not None:
-            self._link.unlink(missing_ok=True)
+        if self._rtu is not None:
+            await self._rtu.stop()
+            self._rtu = None
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        tasks = [*self._held, *([self._rtu_task] if self._rtu_task else [])]
-        self._rtu_task = None
+        tasks = list(self._held)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -253,77 +230,3 @@ class ModbusToolServer:
     def _late_write(handler: Any, data: bytes) -> None:
         if handler.transport is not None:
             handler.transport.write(data)
-
-    # --- RTU over a pty ------------------------------------------------------------------------
-    def _start_rtu(self, address: ModbusRtuAddress) -> ModbusRtuAddress:
-        link = self.run_dir / f"{self.tool.name}.tty" if self.run_dir is not None else None
-        if address.device == "pty" or (link is not None and address.device == str(link)):
-            master, slave = os.openpty()
-            tty.setraw(slave)  # keep the slave open: a master whose slave closed reads EIO
-            device = os.ttyname(slave)
-            if link is not None:
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.unlink(missing_ok=True)
-                link.symlink_to(device)
-                self._link, device = link, str(link)
-            # This kernel refuses PARENB on ptys (EINVAL) and a pty has no parity bit anyway.
-            address = address.model_copy(update={"parity": "N"})
-        else:  # an existing device, e.g. one end of a socat pair
-            master = os.open(address.device, os.O_RDWR | os.O_NOCTTY)
-            tty.setraw(master)
-            slave, device = -1, address.device
-        os.set_blocking(master, False)
-        self._rtu_fds = (master, slave) if slave >= 0 else (master,)
-        queue: asyncio.Queue[tuple[ModbusPDU, int]] = asyncio.Queue()
-        framer = FramerRTU(DecodePDU(True))
-        buf = bytearray()
-
-        def readable() -> None:
-            try:
-                buf.extend(os.read(master, 1024))
-            except BlockingIOError:
-                return
-            try:
-                used, pdu = framer.handleFrame(bytes(buf), 0, 0)
-            except Exception as exc:  # garbage on the line: drop it, like a real slave
-                log.debug("%s: rtu input dropped: %s", self.tool.name, exc)
-                buf.clear()
-                return
-            del buf[:used]
-            if pdu is not None and pdu.dev_id in (address.unit, 0):
-                queue.put_nowait((pdu, used))
-
-        asyncio.get_running_loop().add_reader(master, readable)
-        self._rtu_task = asyncio.get_running_loop().create_task(
-            self._serve_rtu(master, queue, framer, address.baud), name=f"{self.tool.name}-rtu"
-        )
-        return address.model_copy(update={"device": device})
-
-    async def _serve_rtu(
-        self, fd: int, queue: asyncio.Queue[tuple[ModbusPDU, int]], framer: FramerRTU, baud: int
-    ) -> None:
-        context = SimCore(self._device())
-        faults = self.tool.faults
-        while True:
-            pdu, request_len = await queue.get()
-            if faults.fires(FaultKind.SILENCE) or faults.fires(FaultKind.LINK_DROP):
-                continue  # a serial line has no connection to drop: the reply is just lost
-            try:
-                reply = await pdu.datastore_update(context, pdu.dev_id)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("%s: rtu request failed", self.tool.name)
-                reply = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_FAILURE)
-            if pdu.dev_id == 0:
-                continue  # broadcast: acted on, never answered
-            reply.dev_id, reply.transaction_id = pdu.dev_id, 0
-            frame = framer.buildFrame(reply)
-            if faults.fires(FaultKind.GARBLE):
-                frame = garble(frame, rtu=True)
-            delay = (request_len + len(frame)) * 10 / baud  # a pty has no wire time: add it
-            if (spec := faults.fires(FaultKind.DELAY)) is not None:
-                delay += spec.delay_s
-            await asyncio.sleep(delay)
-            try:
-                os.write(fd, frame)
-            except OSError as exc:  # nobody reading and the pty buffer full: bytes are lost
-                log.debug("%s: rtu reply dropped: %s", self.tool.name, exc)
