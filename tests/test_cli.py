@@ -109,6 +109,18 @@ def test_raw_pty_status_line(sim_up: tuple[Path, Any]) -> None:
     assert buf.startswith(b"STATE=IDLE ALARM=0 JOB=0 OUTCOME=NONE DOOR=1 CW=1 EMO=1")
 
 
+def test_tools_run_against_running_line(sim_up: tuple[Path, Any]) -> None:
+    res = run_cli("tools", "run", "bonder1", "--endpoints", str(sim_up[0]), "--json",
+                  "--set", "temp_c=200", "--set", "force_kn=20", "--set", "hold_s=1800")
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert result["tool"] == "bonder1" and result["hold_time_s"] == 1800
+    assert abs(result["peak_temp_c"] - 200) < 10
+    after = json.loads(run_cli("tools", "status", "--endpoints", str(sim_up[0]), "--json").stdout)
+    bonder = next(t for t in after["tools"] if t["name"] == "bonder1")["status"]
+    assert (bonder["job_id"], bonder["job_outcome"]) == (result["job_id"], "COMPLETED")
+
+
 def test_sigterm_stops_cleanly(sim_up: tuple[Path, subprocess.Popen[str]]) -> None:
     eps, proc = sim_up
     proc.send_signal(signal.SIGTERM)
@@ -125,6 +137,14 @@ def test_tools_status_embedded_when_nothing_runs(tmp_path: Path) -> None:
     doc = json.loads(res.stdout)
     assert doc["source"] == "embedded emulators"
     assert [t["status"]["state"] for t in doc["tools"]] == ["IDLE", "IDLE", "IDLE"]
+
+
+def test_tools_run_out_of_range_recipe_exits_2(tmp_path: Path) -> None:
+    res = subprocess.run([*WAFERLINE, "tools", "run", "saw1", "--set", "spindle_rpm=90000",
+                          "--set", "feed_mm_s=20", "--set", "cut_count=4", "--set", "cut_length_mm=50"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert res.returncode == 2
+    assert "spindle_rpm" in res.stderr and "60000" in res.stderr
 
 
 def test_unreachable_tool_exits_1(tmp_path: Path) -> None:

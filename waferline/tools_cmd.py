@@ -44,22 +44,27 @@ async def query_line(line: LineConfig) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(one(cfg) for cfg in line.tools)))
 
 
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def status_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for col in ("tool", "kind", "transport", "state", "alarm", "interlocks", "last job", "values"):
-        table.add_column(col)
+    for col in ("tool", "state", "alarm", "interlocks", "last job"):
+        table.add_column(col, no_wrap=col != "alarm")
+    table.add_column("process values", overflow="fold")
     for r in rows:
         if not r["ok"]:
-            table.add_row(r["name"], r["kind"], r["transport"], "[red]UNREACHABLE[/red]", r["error"],
-                          "", "", "")
+            table.add_row(f"{r['name']}\n{r['kind']}\n{r['transport']}", "[red]UNREACHABLE[/red]",
+                          r["error"])
             continue
         s = r["status"]
         alarm = f"[red]{s['alarm']['id']} {s['alarm']['text']}[/red]" if s["alarm"] else "-"
-        locks = " ".join(f"{k}={'ok' if v else '[red]OPEN[/red]'}" for k, v in s["interlocks"].items())
-        vals = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in s["values"].items())
-        table.add_row(r["name"], r["kind"], r["transport"], s["state"], alarm, locks,
-                      f"{s['job_id']} {s['job_outcome']}", vals)
+        open_ = [k for k, v in s["interlocks"].items() if not v]
+        locks = "[green]all made[/green]" if not open_ else "[red]" + "\n".join(open_) + "[/red]"
+        vals = "\n".join(f"{k} {_fmt(v)}" for k, v in s["values"].items())
+        table.add_row(f"{r['name']}\n{r['kind']}\n{r['transport']}", s["state"], alarm, locks,
+                      f"{s['job_outcome']}\n{s['job_id']}", vals)
     return table
 
 
