@@ -124,6 +124,7 @@ class Endpoints(BaseModel):
     time_scale: float
     pid: int | None = None
     broker: dict[str, Any] | None = None
+    control: str | None = Field(default=None, description="Unix socket for run-time faults")
     tools: list[Endpoint]
 
     def write(self, path: Path) -> None:

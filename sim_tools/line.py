@@ -22,6 +22,7 @@ from drivers.line import Endpoint, Endpoints, LineConfig, ToolConfig
 from drivers.profiles import ModbusProfile, MqttProfile, SerialProfile, load_profile
 from drivers.validation import validate_model
 from sim_tools.clock import VirtualClock
+from sim_tools.control import ControlServer
 from sim_tools.faults import FaultSet, FaultSpec
 from sim_tools.model import EmulatedTool
 from sim_tools.physics import PHYSICS
@@ -60,6 +61,7 @@ class EmulatedLine:
         self.tools: dict[str, EmulatedTool] = {}
         self.servers: dict[str, _Server] = {}
         self.broker: Any = None
+        self.control: ControlServer | None = None
         self.endpoints: Endpoints | None = None
 
     async def start(self) -> Endpoints:
@@ -77,16 +79,23 @@ class EmulatedLine:
                     Endpoint(name=cfg.name, kind=cfg.kind, transport=cfg.address.transport,
                              profile=cfg.profile, address=address)
                 )
+            control = None
+            if self.tools:
+                self.control = ControlServer(self.tools, self.run_dir / "control.sock")
+                control = str(await self.control.start())
         except BaseException:
             await self.stop()
             raise
         self.endpoints = Endpoints(
             line=self.config.name, time_scale=self.config.time_scale, pid=os.getpid(),
-            broker=broker, tools=live,
+            broker=broker, control=control, tools=live,
         )
         return self.endpoints
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         for name, server in reversed(list(self.servers.items())):
             try:
                 await server.stop()

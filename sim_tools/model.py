@@ -66,6 +66,7 @@ class EmulatedTool:
         self._job_t0 = 0.0
         self._phase: Phase | None = None
         self._phase_t0 = 0.0
+        self._drift: tuple[float, float, float] | None = None  # magnitude, start, ramp (tool s)
         self._job: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
         self.jobs_started = 0
@@ -198,6 +199,10 @@ class EmulatedTool:
             if (spec := self.faults.fires(kind)) is not None:
                 fault, fault_at = spec, t_start + spec.at_fraction * plan.duration_s
                 break
+        if (drift := self.faults.fires(FaultKind.DRIFT)) is not None:
+            # the sensor walks off by `magnitude` (relative) over a tenth of the job, then stays off
+            self._drift = (drift.magnitude, t_start + drift.at_fraction * plan.duration_s,
+                           max(plan.duration_s / 10, 1e-9))
         for phase in plan.phases:
             self._phase, self._phase_t0 = phase, self.clock.now()
             self.state = phase.state
@@ -236,6 +241,7 @@ class EmulatedTool:
 
     def _finish(self, outcome: str) -> None:
         self._job = None
+        self._drift = None
         self._plan = None
         self._phase = None
         self.state = "IDLE"
@@ -246,7 +252,13 @@ class EmulatedTool:
         if self._phase is None:
             return self.physics.idle_values()
         f = (self.clock.now() - self._phase_t0) / max(self._phase.duration_s, 1e-9)
-        return {**self.physics.idle_values(), **self._phase.values(min(1.0, f))}
+        values = {**self.physics.idle_values(), **self._phase.values(min(1.0, f))}
+        if self._drift is not None:
+            magnitude, start, ramp = self._drift
+            progress = min(1.0, max(0.0, (self.clock.now() - start) / ramp))
+            name = self.physics.drift_variable or next(iter(values))
+            values[name] = float(values[name]) * (1.0 + magnitude * progress)
+        return values
 
     def _setpoint_view(self) -> dict[str, Value]:
         return {**self.physics.default_setpoints(), **self.setpoints}

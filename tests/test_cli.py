@@ -121,6 +121,37 @@ def test_tools_run_against_running_line(sim_up: tuple[Path, Any]) -> None:
     assert (bonder["job_id"], bonder["job_outcome"]) == (result["job_id"], "COMPLETED")
 
 
+def _status_of(eps: Path, name: str) -> dict[str, Any]:
+    doc = json.loads(run_cli("tools", "status", "--endpoints", str(eps), "--json").stdout)
+    entry: dict[str, Any] = next(t for t in doc["tools"] if t["name"] == name)
+    return entry
+
+
+def test_runtime_fault_switching(sim_up: tuple[Path, Any]) -> None:
+    eps = str(sim_up[0])
+    assert run_cli("sim", "fault", "saw1", "silence", "--endpoints", eps).returncode == 0
+    listed = run_cli("sim", "faults", "--endpoints", eps)
+    assert json.loads(listed.stdout)["faults"]["saw1"] == ["silence"]
+    silent = _status_of(sim_up[0], "saw1")
+    assert silent["ok"] is False and "ToolTimeout" in silent["error"]
+    assert run_cli("sim", "clear", "saw1", "--endpoints", eps).returncode == 0
+    assert _status_of(sim_up[0], "saw1")["status"]["state"] == "IDLE"
+
+
+def test_runtime_interlock_and_alarm(sim_up: tuple[Path, Any]) -> None:
+    eps = str(sim_up[0])
+    assert run_cli("sim", "interlock", "bonder1", "door_closed", "open", "--endpoints", eps).returncode == 0
+    assert _status_of(sim_up[0], "bonder1")["status"]["interlocks"]["door_closed"] is False
+    refused = run_cli("tools", "run", "bonder1", "--endpoints", eps, "--set", "temp_c=200",
+                      "--set", "force_kn=20", "--set", "hold_s=600")
+    assert refused.returncode == 1 and "CommandRejected" in refused.stderr
+    assert run_cli("sim", "interlock", "bonder1", "door_closed", "made", "--endpoints", eps).returncode == 0
+    assert run_cli("sim", "alarm", "sputter1", "202", "--endpoints", eps).returncode == 0
+    assert _status_of(sim_up[0], "sputter1")["status"]["alarm"]["id"] == 202
+    bad = run_cli("sim", "interlock", "sputter1", "vacuum_ok", "open", "--endpoints", eps)
+    assert bad.returncode == 1 and "no interlock input 'vacuum_ok'" in bad.stderr
+
+
 def test_sigterm_stops_cleanly(sim_up: tuple[Path, subprocess.Popen[str]]) -> None:
     eps, proc = sim_up
     proc.send_signal(signal.SIGTERM)

@@ -136,3 +136,16 @@ async def test_listeners_see_every_transition(clock: VirtualClock) -> None:
     tool.command("start", {"job_id": 1, **SAW})
     await finish(tool)
     assert seen[0] == "SETUP" and "EXECUTING" in seen and seen[-1] == "IDLE"
+
+
+async def test_drift_walks_a_sensor_out_of_band() -> None:
+    slow = VirtualClock(2000.0)
+    tool = make("dicing_saw", slow, [FaultSpec(kind=FaultKind.DRIFT, at_fraction=0.0, magnitude=0.5)])
+    tool.command("start", {"job_id": 1, **SAW})  # 30 s spin-up + 480 s cutting; drift ramp 51 s
+    try:
+        await asyncio.sleep(0.1)  # 200 tool s: cutting, spindle steady at 30000 rpm
+        assert tool.state == "EXECUTING"
+        assert tool.read(["spindle_speed_rpm"])["spindle_speed_rpm"] == pytest.approx(45000.0)
+    finally:
+        tool.command("abort", {})
+    assert tool.read(["spindle_speed_rpm"])["spindle_speed_rpm"] == 0.0  # idle: the fault is job-bound

@@ -10,6 +10,7 @@ from rich.table import Table
 from drivers.errors import ProfileError
 from drivers.kinds import KINDS
 from drivers.profiles import PROFILE_DIR, load_profile
+from drivers.profiles.generate import GENERATORS, render_yaml
 from waferline.common import console, err_console
 
 app = typer.Typer(no_args_is_help=True)
@@ -41,3 +42,24 @@ def check(files: list[Path] = typer.Argument(None, help="profile files (default:
     console.print(table)
     if bad:
         raise typer.Exit(1)
+
+
+@app.command("new")
+def new(
+    kind: str = typer.Argument(..., help=f"tool kind: {', '.join(sorted(KINDS))}"),
+    transport: str = typer.Argument(..., help="modbus, serial or mqtt"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
+) -> None:
+    """Write a starter profile for KIND over TRANSPORT from the kind's recipe and result models."""
+    if kind not in KINDS:
+        err_console.print(f"[red]kind must be one of {', '.join(sorted(KINDS))} (got {kind!r})[/red]")
+        raise typer.Exit(2)
+    if transport not in GENERATORS:
+        err_console.print(f"[red]transport must be one of {', '.join(GENERATORS)} (got {transport!r})[/red]")
+        raise typer.Exit(2)
+    text = render_yaml(KINDS[kind], transport)
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from drivers.errors import ConfigError, WaferlineError
 from drivers.line import Endpoints
+from sim_tools.control import send
+from sim_tools.faults import FaultKind
 from sim_tools.line import EmulatedLine
 from waferline.common import (
     DEFAULT_LINE,
@@ -71,3 +75,70 @@ def up(
     except (ConfigError, WaferlineError) as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+
+def _control(line: str, endpoints: Path | None, request: dict[str, Any]) -> None:
+    path = endpoints or default_endpoints_file(line)
+    try:
+        live = Endpoints.read(path)
+    except WaferlineError as exc:
+        err_console.print(f"[red]{exc}\nis the line running (`waferline sim up`)?[/red]")
+        raise typer.Exit(2) from None
+    if live.control is None:
+        err_console.print(f"[red]{path}: the line has no control socket[/red]")
+        raise typer.Exit(2)
+    reply = asyncio.run(send(Path(live.control), request))
+    if not reply.get("ok"):
+        err_console.print(f"[red]{reply.get('error')}[/red]")
+        raise typer.Exit(1)
+    console.print(json.dumps({k: v for k, v in reply.items() if k != "ok"}) if len(reply) > 1 else "ok")
+
+
+LINE_OPT = typer.Option(DEFAULT_LINE, "--line", help="line name (finds its endpoints file)")
+EPS_OPT = typer.Option(None, "--endpoints", help="endpoints JSON of the running line")
+
+
+@app.command("fault")
+def fault(
+    tool: str,
+    kind: FaultKind = typer.Argument(..., help="fault to switch on"),
+    probability: float = typer.Option(1.0, help="chance per request / job"),
+    delay_s: float = typer.Option(0.5, help="delay: wall seconds"),
+    at_fraction: float = typer.Option(0.5, help="process faults: when in the job"),
+    alarm_id: int = typer.Option(900, help="alarm: the ALID to raise"),
+    magnitude: float = typer.Option(0.2, help="drift / off_target: relative error"),
+    line: str = LINE_OPT,
+    endpoints: Path | None = EPS_OPT,
+) -> None:
+    """Switch a fault on for one tool of a running line."""
+    spec = {"kind": kind.value, "probability": probability, "delay_s": delay_s,
+            "at_fraction": at_fraction, "alarm_id": alarm_id, "magnitude": magnitude}
+    _control(line, endpoints, {"op": "fault", "tool": tool, "fault": spec})
+
+
+@app.command("clear")
+def clear(tool: str, kind: FaultKind | None = typer.Argument(None, help="fault to clear (default all)"),
+          line: str = LINE_OPT, endpoints: Path | None = EPS_OPT) -> None:
+    """Switch one fault (or all faults) off for a tool."""
+    _control(line, endpoints, {"op": "clear", "tool": tool, "kind": kind.value if kind else None})
+
+
+@app.command("interlock")
+def interlock(tool: str, name: str, state: str = typer.Argument(..., help="made or open"),
+              line: str = LINE_OPT, endpoints: Path | None = EPS_OPT) -> None:
+    """Make or open an interlock input (e.g. door_closed open: the door opens)."""
+    if state not in ("made", "open"):
+        raise typer.BadParameter("state must be 'made' or 'open'")
+    _control(line, endpoints, {"op": "interlock", "tool": tool, "name": name, "healthy": state == "made"})
+
+
+@app.command("alarm")
+def alarm(tool: str, alarm_id: int, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT) -> None:
+    """Raise an alarm on a tool (a running job pauses)."""
+    _control(line, endpoints, {"op": "alarm", "tool": tool, "alarm_id": alarm_id})
+
+
+@app.command("faults")
+def faults(line: str = LINE_OPT, endpoints: Path | None = EPS_OPT) -> None:
+    """List the active faults of every emulated tool."""
+    _control(line, endpoints, {"op": "faults"})

@@ -39,6 +39,8 @@ class Physics(ABC):
     kind: ClassVar[str]
     recipe_model: ClassVar[type[Recipe]]
     interlocks: ClassVar[tuple[str, ...]]
+    # the process value a DRIFT fault walks off (a sensor going out of band); default: the first one
+    drift_variable: ClassVar[str | None] = None
 
     def __init__(self, spread: float = 0.01, params: dict[str, float] | None = None) -> None:
         """`spread` is the relative 1-sigma scatter of results; `params` override kind defaults."""

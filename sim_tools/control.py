@@ -1,0 +1,144 @@
+"""Run-time control of a running emulated line: switch faults, open interlocks, raise alarms.
+
+`waferline sim up` serves JSON lines on a Unix socket in its run directory (local only; the path is
+in the endpoints file as `control`). One request per line, one reply per line:
+  {"op": "fault", "tool": "bonder1", "fault": {"kind": "silence"}}   -> {"ok": true}
+  {"op": "clear", "tool": "bonder1", "kind": "silence"}              (kind null clears all)
+  {"op": "interlock", "tool": "saw1", "name": "door_closed", "healthy": false}
+  {"op": "alarm", "tool": "sputter1", "alarm_id": 202}
+  {"op": "faults"}                                                   -> {"ok": true, "faults": {...}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from drivers.validation import describe_validation_error
+from sim_tools.faults import FaultKind, FaultSpec
+from sim_tools.model import EmulatedTool
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 5.0
+
+
+class _Req(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SetFault(_Req):
+    op: Literal["fault"]
+    tool: str
+    fault: FaultSpec
+
+
+class ClearFault(_Req):
+    op: Literal["clear"]
+    tool: str
+    kind: FaultKind | None = None
+
+
+class SetInterlock(_Req):
+    op: Literal["interlock"]
+    tool: str
+    name: str
+    healthy: bool
+
+
+class RaiseAlarm(_Req):
+    op: Literal["alarm"]
+    tool: str
+    alarm_id: int = Field(ge=1, le=65535)
+
+
+class ListFaults(_Req):
+    op: Literal["faults"]
+
+
+Request = Annotated[SetFault | ClearFault | SetInterlock | RaiseAlarm | ListFaults, Field(discriminator="op")]
+_REQUEST: TypeAdapter[SetFault | ClearFault | SetInterlock | RaiseAlarm | ListFaults] = TypeAdapter(Request)
+
+
+class ControlServer:
+    def __init__(self, tools: dict[str, EmulatedTool], path: Path) -> None:
+        self.tools = tools
+        self.path = path
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> Path:
+        self.path.unlink(missing_ok=True)
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        self.path.chmod(0o600)  # the line's operator only
+        return self.path
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        self.path.unlink(missing_ok=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while line := await reader.readline():
+                writer.write(json.dumps(self.handle(line)).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+    def handle(self, line: bytes) -> dict[str, Any]:
+        try:
+            req = _REQUEST.validate_json(line)
+        except ValidationError as exc:
+            return {"ok": False, "error": describe_validation_error("control request", exc)}
+        if isinstance(req, ListFaults):
+            return {"ok": True, "faults": {n: t.faults.active() for n, t in self.tools.items()}}
+        tool = self.tools.get(req.tool)
+        if tool is None:
+            return {"ok": False, "error": f"tool: {req.tool!r} not one of {sorted(self.tools)}"}
+        try:
+            if isinstance(req, SetFault):
+                tool.faults.set(req.fault)
+            elif isinstance(req, ClearFault):
+                tool.faults.clear(req.kind)
+            elif isinstance(req, SetInterlock):
+                tool.set_interlock(req.name, req.healthy)
+            else:
+                tool.raise_alarm(req.alarm_id)
+        except KeyError as exc:
+            return {"ok": False, "error": str(exc.args[0])}
+        log.info("control: %s", req.model_dump(mode="json", exclude_none=True))
+        return {"ok": True}
+
+
+async def send(path: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """One request to a running line's control socket."""
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            try:
+                writer.write(json.dumps(request).encode() + b"\n")
+                await writer.drain()
+                reply: dict[str, Any] = json.loads(await reader.readline())
+            finally:
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError, json.JSONDecodeError) as exc:
+        return {"ok": False, "error": f"control socket {path}: {exc or type(exc).__name__}"}
+    return reply
