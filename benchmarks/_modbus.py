@@ -8,10 +8,14 @@ both alike.
 
 from __future__ import annotations
 
-from pymodbus.client import AsyncModbusTcpClient
+import tempfile
+from pathlib import Path
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from benchmarks._timing import compare
-from drivers.addresses import ModbusTcpAddress
+from drivers.addresses import ModbusRtuAddress, ModbusTcpAddress
 from drivers.channel import Timeouts
 from drivers.kinds import Bonder
 from drivers.profiles import ModbusProfile, load_profile
@@ -53,10 +57,50 @@ async def measure(n: int) -> dict[str, float | str]:
                 if rr.isError():
                     raise RuntimeError(f"raw read failed: {rr}")
 
-        result = await compare("modbus", driver_once, raw_once, n)
+        result = await compare("modbus tcp", driver_once, raw_once, n)
     finally:
         await bonder.close()
         raw.close()
         await server.stop()
         await tool.close()
     return result
+
+
+async def measure_rtu(n: int) -> dict[str, float | str]:
+    """RTU over ptys: one emulated bonder behind two RTU servers (two readers on one pty would steal
+    each other's bytes); both sides pay the same emulated wire time at 921600 baud."""
+    profile = load_profile("bonder-modbus")
+    assert isinstance(profile, ModbusProfile)
+    tool = EmulatedTool("bonder1", BonderPhysics(), VirtualClock(20000))
+    with tempfile.TemporaryDirectory(prefix="waferline-bench-") as tmp:
+        servers = [ModbusToolServer(tool, profile, ModbusRtuAddress(device="pty", baud=921600),
+                                    run_dir=Path(tmp) / side) for side in ("driver", "raw")]
+        driver_addr, raw_addr = [await s.start() for s in servers]
+        assert isinstance(driver_addr, ModbusRtuAddress) and isinstance(raw_addr, ModbusRtuAddress)
+        bonder = Bonder("bonder1", ModbusChannel("bonder1", profile, driver_addr, Timeouts(request_s=5)))
+        raw = AsyncModbusSerialClient(raw_addr.device, framer=FramerType.RTU, baudrate=raw_addr.baud,
+                                      parity=raw_addr.parity, timeout=5, retries=0, reconnect_delay=0)
+        reads = {"input": raw.read_input_registers, "holding": raw.read_holding_registers,
+                 "discrete": raw.read_discrete_inputs, "coil": raw.read_coils}
+        requests = [(reads[b.table], b.start, b.count) for b in plan_blocks(profile, bonder._status_names)]
+        try:
+            await bonder.connect()
+            if not await raw.connect():
+                raise RuntimeError(f"raw pymodbus client cannot open {raw_addr.device}")
+
+            async def raw_once() -> None:
+                for read, start, count in requests:
+                    if (await read(start, count=count, device_id=raw_addr.unit)).isError():
+                        raise RuntimeError("raw read failed")
+
+            return await compare("modbus rtu (pty)", bonder.status, raw_once, n)
+        finally:
+            await bonder.close()
+            raw.close()
+            for server in servers:
+                await server.stop()
+            await tool.close()
+
+
+async def measure_all(n: int) -> list[dict[str, float | str]]:
+    return [await measure(n), await measure_rtu(max(50, n // 5))]
