@@ -159,8 +159,9 @@ class EmulatedTool:
             recipe = self.physics.recipe_model.model_validate(fields)
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise Refused(6, f"recipe {where}: {err['msg']}") from None
+            where = ".".join(str(p) for p in err["loc"])  # empty for cross-field checks
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise Refused(6, f"recipe {where}: {msg}" if where else f"recipe: {msg}") from None
         plan = self.physics.plan(recipe, self.rng)
         if (spec := self.faults.fires(FaultKind.OFF_TARGET)) is not None:
             plan.results = {

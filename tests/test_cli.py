@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 WAFERLINE = [sys.executable, "-m", "waferline.cli"]
+NINE = ["bonder1", "grinder1", "plater1", "sputter1", "etcher1", "cvd1", "saw1", "coater1", "mounter1"]
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -51,7 +52,9 @@ def endpoint(eps: Path, name: str) -> dict[str, Any]:
 def test_endpoints_file_describes_every_tool(sim_up: tuple[Path, Any]) -> None:
     doc = json.loads(sim_up[0].read_text())
     by_name = {t["name"]: t for t in doc["tools"]}
-    assert set(by_name) == {"bonder1", "sputter1", "saw1"}
+    assert set(by_name) == set(NINE)
+    assert {t["kind"] for t in doc["tools"]} == {
+        "bonder", "sputterer", "plater", "etcher", "dicing_saw", "coater", "grinder", "cvd", "ball_mounter"}
     assert by_name["bonder1"]["address"]["host"] == "127.0.0.1"
     assert by_name["bonder1"]["address"]["port"] > 0
     assert by_name["sputter1"]["address"]["prefix"] == "waferline/emulated/sputter1"
@@ -65,27 +68,41 @@ def test_tools_status_json_reports_all_tools(sim_up: tuple[Path, Any]) -> None:
     doc = json.loads(res.stdout)
     assert doc["source"] == "endpoints file"
     states = {t["name"]: t["status"]["state"] for t in doc["tools"]}
-    assert states == {"bonder1": "IDLE", "sputter1": "IDLE", "saw1": "IDLE"}
+    assert states == dict.fromkeys(NINE, "IDLE")
     saw = next(t for t in doc["tools"] if t["name"] == "saw1")
     assert saw["status"]["interlocks"] == {"door_closed": True, "cooling_water_ok": True,
                                            "emo_ok": True}
 
 
-@pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll not installed (CI installs it)")
-def test_mbpoll_reads_bonder_state(sim_up: tuple[Path, Any]) -> None:
-    addr = endpoint(sim_up[0], "bonder1")["address"]
-    res = subprocess.run(
-        ["mbpoll", "-0", "-1", "-t", "3", "-r", "0", "-c", "1", "-a", str(addr["unit"]),
-         "-p", str(addr["port"]), "127.0.0.1"],
-        capture_output=True, text=True, timeout=20,
-    )
+MBPOLL = pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll not installed (CI installs it)")
+
+
+def mbpoll_state(args: list[str]) -> str:
+    """Input register 0 (`state`), 0-based, one poll; mbpoll prints `[0]: \t<value>`."""
+    res = subprocess.run(["mbpoll", "-0", "-1", "-t", "3", "-r", "0", "-c", "1", *args],
+                         capture_output=True, text=True, timeout=20)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "[0]: \t1" in res.stdout or "[0]:\t1" in res.stdout.replace(" ", "")  # 1 = IDLE
+    return res.stdout.split("[0]:")[1].split()[0]
+
+
+@MBPOLL
+@pytest.mark.parametrize("name", ["bonder1", "grinder1"])
+def test_mbpoll_reads_state_over_tcp(sim_up: tuple[Path, Any], name: str) -> None:
+    addr = endpoint(sim_up[0], name)["address"]
+    assert mbpoll_state(["-a", str(addr["unit"]), "-p", str(addr["port"]), "127.0.0.1"]) == "1"  # IDLE
+
+
+@MBPOLL
+def test_mbpoll_reads_state_over_rtu_pty(sim_up: tuple[Path, Any]) -> None:
+    addr = endpoint(sim_up[0], "plater1")["address"]
+    args = ["-m", "rtu", "-a", str(addr["unit"]), "-b", "115200", "-P", "none", addr["device"]]
+    assert mbpoll_state(args) == "1"
 
 
 @pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="mosquitto-clients not installed")
-def test_mosquitto_sub_gets_retained_status(sim_up: tuple[Path, Any]) -> None:
-    addr = endpoint(sim_up[0], "sputter1")["address"]
+@pytest.mark.parametrize("name", ["sputter1", "etcher1", "cvd1"])
+def test_mosquitto_sub_gets_retained_status(sim_up: tuple[Path, Any], name: str) -> None:
+    addr = endpoint(sim_up[0], name)["address"]
     res = subprocess.run(
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(addr["port"]),
          "-t", f"{addr['prefix']}/status", "-C", "1", "-W", "10"],
@@ -95,8 +112,13 @@ def test_mosquitto_sub_gets_retained_status(sim_up: tuple[Path, Any]) -> None:
     assert json.loads(res.stdout)["state"] == "IDLE"
 
 
-def test_raw_pty_status_line(sim_up: tuple[Path, Any]) -> None:
-    url = endpoint(sim_up[0], "saw1")["address"]["url"]
+@pytest.mark.parametrize(("name", "expected"), [
+    ("saw1", b"STATE=IDLE ALARM=0 JOB=0 OUTCOME=NONE DOOR=1 CW=1 EMO=1"),  # hand-written profile
+    ("coater1", b"STATE=IDLE ALARM_ID=0 JOB_ID=0 JOB_OUTCOME=NONE DOOR_CLOSED=1"),  # generated layout
+    ("mounter1", b"STATE=IDLE ALARM_ID=0 JOB_ID=0 JOB_OUTCOME=NONE DOOR_CLOSED=1"),
+])
+def test_raw_pty_status_line(sim_up: tuple[Path, Any], name: str, expected: bytes) -> None:
+    url = endpoint(sim_up[0], name)["address"]["url"]
     fd = os.open(url, os.O_RDWR | os.O_NOCTTY)
     try:
         os.write(fd, b"STATUS?\r\n")
@@ -106,7 +128,7 @@ def test_raw_pty_status_line(sim_up: tuple[Path, Any]) -> None:
             buf += os.read(fd, 256)
     finally:
         os.close(fd)
-    assert buf.startswith(b"STATE=IDLE ALARM=0 JOB=0 OUTCOME=NONE DOOR=1 CW=1 EMO=1")
+    assert buf.startswith(expected)
 
 
 def test_tools_run_against_running_line(sim_up: tuple[Path, Any]) -> None:
@@ -167,7 +189,7 @@ def test_tools_status_embedded_when_nothing_runs(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["source"] == "embedded emulators"
-    assert [t["status"]["state"] for t in doc["tools"]] == ["IDLE", "IDLE", "IDLE"]
+    assert [t["status"]["state"] for t in doc["tools"]] == ["IDLE"] * len(NINE)
 
 
 def test_tools_run_out_of_range_recipe_exits_2(tmp_path: Path) -> None:

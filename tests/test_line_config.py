@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from drivers.errors import ConfigError
+from drivers.kinds import KINDS
 from drivers.line import LINE_DIR, Endpoints, apply_endpoints, load_line
 
 
@@ -25,7 +26,8 @@ def load(tmp_path: Path, data: dict[str, Any]) -> Any:
 
 def test_default_line_loads() -> None:
     line = load_line("emulated")
-    assert {t.kind for t in line.tools} == {"bonder", "sputterer", "dicing_saw"}
+    assert {t.kind for t in line.tools} == set(KINDS)  # all nine kinds
+    assert {t.address.transport for t in line.tools} == {"modbus_tcp", "modbus_rtu", "mqtt", "serial"}
     assert line.broker is not None and line.broker.host == "127.0.0.1"
 
 

@@ -104,7 +104,7 @@ def test_mqtt_read_is_built_in(tmp_path: Path) -> None:
 
 def test_missing_profile_lists_shipped(tmp_path: Path) -> None:
     with pytest.raises(ProfileError) as exc:
-        load_profile("plater-modbus")
+        load_profile("toaster-modbus")
     assert "bonder-modbus" in str(exc.value)
 
 

@@ -1,0 +1,82 @@
+"""Ball mounter: flux and place solder balls on the terminal sites, then reflow them in a profile oven.
+
+Flows A15, B14, C3/C4, C7/C8 and D. The reflow peak must sit 20-40 C above the alloy's liquidus
+(process-flows.md "ball_mounter" row); `ALLOYS` is module level so the sequencer can also check seed
+002's rule that a second reflow must not remelt the first terminal (first alloy melts higher).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Self
+
+from pydantic import Field, model_validator
+
+from drivers.tool import Recipe, Result, Tool
+
+
+class Alloy(NamedTuple):
+    solidus_c: float  # starts to melt
+    liquidus_c: float  # fully molten: the reflow window is measured from here
+
+
+# Typical public figures from the Pb-Sn phase diagram and solder makers' alloy charts (+-3 C).
+# Pb55Sn45 and Pb83Sn17 are hypo-eutectic and melt over a range: their solidus is 183 C and ~200 C, so
+# a eutectic second reflow (203-223 C) leaves them pasty, not molten; Pb90Sn10 stays solid.
+ALLOYS: dict[str, Alloy] = {
+    "Pb63Sn37": Alloy(183.0, 183.0),  # eutectic Sn-Pb
+    "SAC305": Alloy(217.0, 220.0),  # Sn96.5Ag3.0Cu0.5, lead-free
+    "Pb55Sn45": Alloy(183.0, 225.0),  # between Sn50Pb50 (liquidus ~214) and Sn40Pb60 (~235)
+    "Pb83Sn17": Alloy(200.0, 285.0),  # just past the Pb-rich solubility limit (~18 % Sn)
+    "Pb90Sn10": Alloy(268.0, 302.0),  # high-lead C4 bump alloy
+}
+AlloyName = Literal["Pb63Sn37", "SAC305", "Pb55Sn45", "Pb83Sn17", "Pb90Sn10"]
+REFLOW_ABOVE_LIQUIDUS_C = (20.0, 40.0)  # process-flows.md: reflow peak 20-40 C above liquidus
+PLACE_S_PER_BALL = 0.002  # stencil ball-drop head, ~200 s for 100k balls on a 300 mm wafer
+
+
+def reflow_window_c(alloy: str) -> tuple[float, float]:
+    """The allowed reflow peak (low, high) for an alloy, degC."""
+    liquidus = ALLOYS[alloy].liquidus_c
+    return liquidus + REFLOW_ABOVE_LIQUIDUS_C[0], liquidus + REFLOW_ABOVE_LIQUIDUS_C[1]
+
+
+class BallMounterRecipe(Recipe):
+    operation: Literal["mount", "reflow", "mount_reflow"]
+    alloy: AlloyName
+    ball_count: int = Field(ge=1, le=100000, description="terminal sites on the wafer or strip")
+    peak_temp_c: float = Field(ge=150, le=350, description="reflow peak; checked against the alloy")
+    ball_diameter_um: float = Field(default=300, ge=60, le=1000, description="selects stencil and head")
+    time_above_liquidus_s: float = Field(default=60, ge=40, le=150, description="J-STD-020 style TAL")
+
+    @model_validator(mode="after")
+    def _reflow_window(self) -> Self:
+        if self.operation == "mount":
+            return self  # no reflow: the peak is not used
+        low, high = reflow_window_c(self.alloy)
+        if not low <= self.peak_temp_c <= high:
+            liquidus = ALLOYS[self.alloy].liquidus_c
+            raise ValueError(
+                f"{self.alloy} reflow peak must be {low:g}-{high:g} C (liquidus {liquidus:g} C + 20-40 C),"
+                f" got {self.peak_temp_c:g} C"
+            )
+        return self
+
+    def max_duration_s(self) -> float:
+        place_s = self.ball_count * PLACE_S_PER_BALL if self.operation != "reflow" else 0.0
+        return 1800 + 5 * place_s + 3 * self.time_above_liquidus_s
+
+
+class BallMounterResult(Result):
+    balls_placed: int
+    balls_missing: int
+    measured_peak_temp_c: float
+    measured_time_above_liquidus_s: float
+    reflowed: bool
+
+
+class BallMounter(Tool[BallMounterRecipe, BallMounterResult]):
+    kind = "ball_mounter"
+    recipe_model = BallMounterRecipe
+    result_model = BallMounterResult
+    interlock_inputs = ("door_closed", "emo_ok", "n2_ok", "exhaust_ok")
+    process_values = ("oven_temp_c", "balls_placed_now", "conveyor_speed_mm_s")

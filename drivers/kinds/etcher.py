@@ -1,0 +1,63 @@
+"""Plasma etcher (RIE / Bosch): Si through-holes, polymer opening, seed/barrier removal, Al pads, SiN/PSG.
+
+`target_depth_um` is the thickness to remove down to `stop_layer` (for si_bosch: the wafer thickness).
+With `endpoint_detect` and a stop layer the tool stops on the optical-emission step plus `overetch_pct`
+of that time; otherwise it etches for the time the nominal rate needs (plus overetch).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from drivers.tool import Recipe, Result, Tool
+
+EtchProcess = Literal["si_bosch", "polymer_open", "seed_removal", "al_pattern", "dielectric"]
+
+# Deepest removal each process is meant for (si_bosch: wafers are 50-725 um), um.
+MAX_DEPTH_UM: dict[str, float] = {
+    "si_bosch": 800.0, "polymer_open": 100.0, "seed_removal": 2.0, "al_pattern": 5.0, "dielectric": 3.0,
+}
+# Slowest rate the kind promises per process at the lowest power, um/min; bounds jobs.
+MIN_RATE_UM_MIN: dict[str, float] = {
+    "si_bosch": 0.75, "polymer_open": 0.2, "seed_removal": 0.02, "al_pattern": 0.1, "dielectric": 0.05,
+}
+
+
+class EtcherRecipe(Recipe):
+    process: EtchProcess
+    target_depth_um: float = Field(gt=0, le=800, description="thickness to remove down to the stop layer")
+    stop_layer: Literal["none", "oxide", "nitride", "polymer", "metal"] = Field(
+        default="none", description="layer under the etched film whose exposure ends the etch"
+    )
+    endpoint_detect: bool = Field(default=True, description="stop on the OES endpoint (needs a stop layer)")
+    overetch_pct: float = Field(default=10, ge=0, le=50, description="extra time after endpoint, % of it")
+    rf_power_w: float = Field(ge=50, le=3000, description="RF (ICP source for Bosch) forward power")
+
+    @field_validator("target_depth_um")
+    @classmethod
+    def _depth_fits_process(cls, depth: float, info: ValidationInfo) -> float:
+        process = info.data.get("process")
+        if process is not None and depth > MAX_DEPTH_UM[process]:
+            raise ValueError(f"{process} removes at most {MAX_DEPTH_UM[process]:g} um")
+        return depth
+
+    def max_duration_s(self) -> float:
+        etch_min = self.target_depth_um * (1 + self.overetch_pct / 100) / MIN_RATE_UM_MIN[self.process]
+        return etch_min * 60 + 1800  # gas stabilisation, pump-out and margin
+
+
+class EtcherResult(Result):
+    etched_depth_um: float
+    etch_time_s: float
+    endpoint_detected: bool
+    endpoint_time_s: float
+
+
+class Etcher(Tool[EtcherRecipe, EtcherResult]):
+    kind = "etcher"
+    recipe_model = EtcherRecipe
+    result_model = EtcherResult
+    interlock_inputs = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "cooling_water_ok")
+    process_values = ("chamber_pressure_mtorr", "rf_power_fwd_w", "oes_intensity", "etched_um")
