@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -51,16 +52,10 @@ class Physics(ABC):
         return value * (1.0 + rng.gauss(0.0, self.spread)) if self.spread else value
 
     def default_setpoints(self) -> dict[str, Value]:
-        """What the setpoint variables read before the first job: defaults, else zero/first."""
-        out: dict[str, Value] = {}
-        for name, f in self.recipe_model.model_fields.items():
-            if not f.is_required():
-                out[name] = f.default
-            elif get_origin(f.annotation) is Literal:
-                out[name] = get_args(f.annotation)[0]
-            else:
-                out[name] = 0
-        return out
+        """What the setpoint variables read before the first job: defaults, else zero/first.
+
+        Computed once per kind: the emulator calls this on every read."""
+        return dict(_default_setpoints(self.recipe_model))
 
     @abstractmethod
     def idle_values(self) -> dict[str, Value]:
@@ -77,3 +72,16 @@ class Physics(ABC):
 
 def ramp(a: float, b: float, f: float) -> float:
     return a + (b - a) * min(1.0, max(0.0, f))
+
+
+@functools.cache
+def _default_setpoints(recipe_model: type[Recipe]) -> tuple[tuple[str, Value], ...]:
+    out: list[tuple[str, Value]] = []
+    for name, f in recipe_model.model_fields.items():
+        if not f.is_required():
+            out.append((name, f.default))
+        elif get_origin(f.annotation) is Literal:
+            out.append((name, get_args(f.annotation)[0]))
+        else:
+            out.append((name, 0))
+    return tuple(out)
