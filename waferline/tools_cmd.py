@@ -11,6 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
+from drivers.capture import CaptureChannel
 from drivers.errors import ConfigError, WaferlineError
 from drivers.factory import make_tool
 from drivers.kinds import KINDS
@@ -121,6 +122,7 @@ def run(
     line: str = LINE_OPT,
     endpoints: Path | None = ENDPOINTS_OPT,
     as_json: bool = JSON_OPT,
+    capture: Path | None = typer.Option(None, "--capture", help="append the driver's traffic (JSON lines)"),
 ) -> None:
     """Run one recipe on one tool and print what the tool measured. Exit 1 if the job fails."""
     config = load_line_or_exit(line)
@@ -133,11 +135,12 @@ def run(
     live = _endpoints_or_exit(line, endpoints)
 
     async def go() -> dict[str, Any]:
-        async with (
-            live_line(config, live) as (resolved, _source),
-            make_tool(resolved.tool(tool), resolved) as driver,
-        ):
-            result = await driver.run(recipe)
+        async with live_line(config, live) as (resolved, _source):
+            driver = make_tool(resolved.tool(tool), resolved)
+            if capture is not None:
+                driver.channel = CaptureChannel(driver.channel, capture)
+            async with driver:
+                result = await driver.run(recipe)
             return result.model_dump(mode="json")
 
     try:
