@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -41,6 +42,13 @@ class Refused(Exception):
         self.text = text
 
 
+@dataclass(frozen=True)
+class AlarmEvent:
+    tool_time_s: float
+    alarm_id: int
+    set: bool  # True: alarm set; False: cleared
+
+
 class EmulatedTool:
     def __init__(
         self,
@@ -56,7 +64,8 @@ class EmulatedTool:
         self.faults = faults or FaultSet(seed=seed)
         self.rng = random.Random(seed)
         self.state = "IDLE"
-        self.alarm_id = 0
+        self._alarm_id = 0
+        self.alarm_events: list[AlarmEvent] = []  # SEMI E30 alarm reports: set and clear, in order
         self.job_id = 0
         self.job_outcome = "NONE"
         self.interlocks: dict[str, bool] = {n: True for n in physics.interlocks}
@@ -70,6 +79,22 @@ class EmulatedTool:
         self._job: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
         self.jobs_started = 0
+
+    @property
+    def alarm_id(self) -> int:
+        return self._alarm_id
+
+    @alarm_id.setter
+    def alarm_id(self, value: int) -> None:
+        """Every change is an alarm report: the old alarm clears, the new one sets."""
+        if value == self._alarm_id:
+            return
+        now = self.clock.now()
+        if self._alarm_id:
+            self.alarm_events.append(AlarmEvent(now, self._alarm_id, False))
+        if value:
+            self.alarm_events.append(AlarmEvent(now, value, True))
+        self._alarm_id = value
 
     # --- neutral interface used by the protocol servers ----------------------------------------
     def read(self, names: Sequence[str]) -> dict[str, Value]:

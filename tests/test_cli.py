@@ -174,6 +174,23 @@ def test_runtime_interlock_and_alarm(sim_up: tuple[Path, Any]) -> None:
     assert bad.returncode == 1 and "no interlock input 'vacuum_ok'" in bad.stderr
 
 
+@pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="mosquitto-clients not installed")
+def test_alarm_set_and_clear_reports_on_events_topic(sim_up: tuple[Path, Any]) -> None:
+    eps = str(sim_up[0])
+    addr = endpoint(sim_up[0], "etcher1")["address"]
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(addr["port"]), "-q", "1",
+                            "-t", f"{addr['prefix']}/events", "-C", "2", "-W", "15"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # let the subscription land before the alarm
+    assert run_cli("sim", "alarm", "etcher1", "900", "--endpoints", eps).returncode == 0
+    assert run_cli("tools", "reset", "etcher1", "--endpoints", eps).returncode == 0
+    out, err = sub.communicate(timeout=20)
+    reports = [json.loads(line) for line in out.splitlines()]
+    assert [(r["alarm_id"], r["state"]) for r in reports] == [(900, "SET"), (900, "CLEAR")], err
+    assert reports[0]["text"] == "process alarm"
+    assert _status_of(sim_up[0], "etcher1")["status"]["alarm"] is None
+
+
 def test_sigterm_stops_cleanly(sim_up: tuple[Path, subprocess.Popen[str]]) -> None:
     eps, proc = sim_up
     proc.send_signal(signal.SIGTERM)

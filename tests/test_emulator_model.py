@@ -149,3 +149,14 @@ async def test_drift_walks_a_sensor_out_of_band() -> None:
     finally:
         tool.command("abort", {})
     assert tool.read(["spindle_speed_rpm"])["spindle_speed_rpm"] == 0.0  # idle: the fault is job-bound
+
+
+async def test_alarm_reports_set_and_clear_in_order(clock: VirtualClock) -> None:
+    tool = make("sputterer", clock)
+    tool.raise_alarm(202)
+    tool.raise_alarm(201)  # a new alarm replaces the old: 202 clears, 201 sets
+    tool.command("reset", {})
+    assert [(e.alarm_id, e.set) for e in tool.alarm_events] == [(202, True), (202, False), (201, True),
+                                                                (201, False)]
+    times = [e.tool_time_s for e in tool.alarm_events]
+    assert times == sorted(times)

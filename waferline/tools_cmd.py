@@ -157,3 +157,39 @@ def run(
         for k, v in result.items():
             table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
         console.print(table)
+
+
+def _one_command(line: str, endpoints: Path | None, tool: str, verb: str) -> None:
+    config = load_line_or_exit(line)
+    try:
+        config.tool(tool)
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    live = _endpoints_or_exit(line, endpoints)
+
+    async def go() -> None:
+        async with (
+            live_line(config, live) as (resolved, _source),
+            make_tool(resolved.tool(tool), resolved) as driver,
+        ):
+            await (driver.abort() if verb == "abort" else driver.reset())
+
+    try:
+        asyncio.run(go())
+    except WaferlineError as exc:
+        err_console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{tool}: {verb} sent")
+
+
+@app.command("abort")
+def abort(tool: str, line: str = LINE_OPT, endpoints: Path | None = ENDPOINTS_OPT) -> None:
+    """Abort the tool's job: the tool goes to its safe state (SEMI E30 abort)."""
+    _one_command(line, endpoints, tool, "abort")
+
+
+@app.command("reset")
+def reset(tool: str, line: str = LINE_OPT, endpoints: Path | None = ENDPOINTS_OPT) -> None:
+    """Clear the tool's alarm; the tool refuses while the cause persists (e.g. a door still open)."""
+    _one_command(line, endpoints, tool, "reset")

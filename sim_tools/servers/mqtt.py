@@ -49,13 +49,15 @@ class MqttToolServer:
         prefix = address.prefix
         self.client_id = f"{prefix}-tool"
         self.status_topic = profile.topics.render("status", prefix)
+        self.events_topic = profile.topics.render("events", prefix)
         self.command_topic = profile.topics.render("command", prefix)
         self.online_topic = profile.topics.render("online", prefix)
         self._var_of_key = {profile.key_of(v): v for v in profile.variables}
         self._task: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Task[None]] = set()
         self._client: aiomqtt.Client | None = None
-        self._status: asyncio.Queue[bytes] = asyncio.Queue()
+        self._status: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()  # topic, payload, retain
+        self._events_sent = len(tool.alarm_events)
         self._up = asyncio.Event()
         self._stopping = False
         self._dropped = False
@@ -176,13 +178,22 @@ class MqttToolServer:
         return json.dumps({self.profile.key_of(n): values[n] for n in names}).encode()
 
     def _on_change(self) -> None:
-        """Tool listener (sync): snapshot now, so every change is published in order."""
-        self._status.put_nowait(self._status_payload())
+        """Tool listener (sync): snapshot now, so every change is published in order; alarm set and
+        clear reports (SEMI E30 ALID/ALTX) go to the events topic, not retained."""
+        for event in self.tool.alarm_events[self._events_sent:]:
+            report = {
+                "event": "alarm", "alarm_id": event.alarm_id, "state": "SET" if event.set else "CLEAR",
+                "text": self.profile.alarm_text(event.alarm_id), "tool_time_s": round(event.tool_time_s, 3),
+            }
+            self._status.put_nowait((self.events_topic, json.dumps(report).encode(), False))
+        self._events_sent = len(self.tool.alarm_events)
+        self._status.put_nowait((self.status_topic, self._status_payload(), True))
 
     async def _status_publisher(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError):  # link gone: the session loop reconnects
             while True:
-                await self._publish_status(client, await self._status.get())
+                topic, payload, retain = await self._status.get()
+                await client.publish(topic, payload, qos=self.profile.qos, retain=retain)
 
     async def _publish_status(self, client: aiomqtt.Client, payload: bytes) -> None:
         await client.publish(self.status_topic, payload, qos=self.profile.qos, retain=True)
@@ -217,7 +228,7 @@ class MqttToolServer:
         else:
             await client.publish(reply_to, reply, qos=self.profile.qos)
         if cmd != READ_COMMAND:
-            self._status.put_nowait(self._status_payload())
+            self._status.put_nowait((self.status_topic, self._status_payload(), True))
 
     def _execute(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
