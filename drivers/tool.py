@@ -21,6 +21,11 @@ from drivers.errors import CommandRejected, JobAborted, ProtocolError, ToolAlarm
 from drivers.profiles.base import Value
 
 
+def new_job_id() -> int:
+    """A random positive 31-bit id: fits every profile's job register (uint32 / int)."""
+    return secrets.randbelow(2**31 - 2) + 1
+
+
 class ProcessState(StrEnum):
     INIT = "INIT"
     IDLE = "IDLE"
@@ -169,22 +174,31 @@ class Tool(Generic[R, S]):
         ends aborted, ToolTimeout past the recipe's deadline. `monitor` sees every polled status,
         so a caller can watch run interlocks and call abort().
         """
+        job = await self.start(recipe, job_id=job_id)
+        return await self.wait(job, recipe, monitor=monitor)
+
+    async def start(self, recipe: R, *, job_id: int | None = None) -> int:
+        """Check the tool is idle without alarm, send the start; return the job id."""
         if not isinstance(recipe, self.recipe_model):
             raise TypeError(f"{self.kind} needs a {self.recipe_model.__name__}")
-        job = job_id if job_id is not None else secrets.randbelow(2**31 - 2) + 1
+        job = job_id if job_id is not None else new_job_id()
         before = await self.status()
         if before.alarm is not None:
             raise ToolAlarm(self.name, before.alarm.id, before.alarm.text)
         if before.state is not ProcessState.IDLE:
             raise CommandRejected(self.name, f"tool is {before.state}, not IDLE")
         await self.channel.command("start", {"job_id": job, **recipe.setpoints()})
-        final = await self._wait_for_job(job, recipe.max_duration_s(), monitor)
+        return job
+
+    async def wait(self, job_id: int, recipe: R, *, monitor: Monitor | None = None) -> S:
+        """Wait for a started job to end (also after a controller restart); return its result."""
+        final = await self._wait_for_job(job_id, recipe.max_duration_s(), monitor)
         if final.job_outcome is JobOutcome.ABORTED:
-            raise JobAborted(self.name, f"job {job} aborted")
+            raise JobAborted(self.name, f"job {job_id} aborted")
         if final.job_outcome is JobOutcome.FAILED:
             alarm = final.alarm or Alarm(id=0, text="job failed without an alarm")
             raise ToolAlarm(self.name, alarm.id, alarm.text)
-        return await self.job_result(job)
+        return await self.job_result(job_id)
 
     async def job_result(self, job_id: int) -> S:
         values = await self.channel.read(list(self.result_variables()))

@@ -7,6 +7,7 @@ in the endpoints file as `control`). One request per line, one reply per line:
   {"op": "interlock", "tool": "saw1", "name": "door_closed", "healthy": false}
   {"op": "alarm", "tool": "sputter1", "alarm_id": 202}
   {"op": "faults"}                                                   -> {"ok": true, "faults": {...}}
+  {"op": "jobs"}          every job id each tool accepted, in order  -> {"ok": true, "jobs": {...}}
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ class ListFaults(_Req):
     op: Literal["faults"]
 
 
-Request = Annotated[SetFault | ClearFault | SetInterlock | RaiseAlarm | ListFaults, Field(discriminator="op")]
-_REQUEST: TypeAdapter[SetFault | ClearFault | SetInterlock | RaiseAlarm | ListFaults] = TypeAdapter(Request)
+class ListJobs(_Req):
+    op: Literal["jobs"]
+
+
+AnyRequest = SetFault | ClearFault | SetInterlock | RaiseAlarm | ListFaults | ListJobs
+_REQUEST: TypeAdapter[AnyRequest] = TypeAdapter(Annotated[AnyRequest, Field(discriminator="op")])
 
 
 class ControlServer:
@@ -108,6 +113,8 @@ class ControlServer:
             return {"ok": False, "error": describe_validation_error("control request", exc)}
         if isinstance(req, ListFaults):
             return {"ok": True, "faults": {n: t.faults.active() for n, t in self.tools.items()}}
+        if isinstance(req, ListJobs):
+            return {"ok": True, "jobs": {n: list(t.job_log) for n, t in self.tools.items()}}
         tool = self.tools.get(req.tool)
         if tool is None:
             return {"ok": False, "error": f"tool: {req.tool!r} not one of {sorted(self.tools)}"}

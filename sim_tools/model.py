@@ -78,7 +78,7 @@ class EmulatedTool:
         self._drift: tuple[float, float, float] | None = None  # magnitude, start, ramp (tool s)
         self._job: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
-        self.jobs_started = 0
+        self.job_log: list[int] = []  # every job id this tool accepted, in order (exactly-once audits)
 
     @property
     def alarm_id(self) -> int:
@@ -196,7 +196,7 @@ class EmulatedTool:
         self.setpoints = dict(fields)
         self.job_id = job_id
         self.job_outcome = "RUNNING"
-        self.jobs_started += 1
+        self.job_log.append(job_id)
         self._plan, self._job_t0 = plan, self.clock.now()
         self.state = plan.phases[0].state
         self._job = asyncio.get_running_loop().create_task(self._execute(plan))

@@ -61,7 +61,7 @@ async def test_run_returns_plausible_results(bonder: Bonder, bonder_emulator: Em
     assert 0.004 <= result.min_pressure_mbar <= 0.01  # pumped below the setpoint
     st = await bonder.status()
     assert (st.state, st.job_id, st.job_outcome) == (ProcessState.IDLE, 4242, JobOutcome.COMPLETED)
-    assert bonder_emulator.setpoints["temp_c"] == 200 and bonder_emulator.jobs_started == 1
+    assert bonder_emulator.setpoints["temp_c"] == 200 and len(bonder_emulator.job_log) == 1
 
 
 async def test_abort_mid_run(bonder: Bonder, bonder_emulator: EmulatedTool) -> None:
@@ -83,7 +83,7 @@ async def test_door_open_rejects_start_and_keeps_job_id(
         await bonder.run(RECIPE, job_id=6)
     st = await bonder.status()
     assert st.job_id == 5 and st.interlocks["door_closed"] is False  # job_id reads the tool's
-    assert bonder_emulator.jobs_started == 1
+    assert len(bonder_emulator.job_log) == 1
 
 
 async def test_start_while_busy_is_device_busy(

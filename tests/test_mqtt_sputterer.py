@@ -127,7 +127,7 @@ async def test_start_refused_with_door_open(sputterer: Sputterer, sputterer_rig:
     assert not (await sputterer.status()).ready
     with pytest.raises(CommandRejected, match="interlock door_closed not made"):
         await sputterer.run(CU_500)
-    assert sputterer_rig.emu.jobs_started == 0
+    assert sputterer_rig.emu.job_log == []
 
 
 async def test_recipe_refused_by_tool_carries_its_text(sputterer: Sputterer) -> None:
