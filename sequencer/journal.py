@@ -1,0 +1,264 @@
+"""The run journal: an append-only event log in SQLite (WAL) from which a run's state can be rebuilt.
+
+The engine writes an event before and after every step, so a crash at any instant leaves a record of
+which steps were in a chamber (`step_started` with no outcome): recovery asks those tools what
+happened instead of re-running a process step blindly.
+
+Event kinds (`data` fields):
+
+- run_created{flow, wafers, line, time_scale, stack_id}: first event of a run.
+- state{from, to, command, who, why}: every ISA-88/PackML transition, written before it takes effect.
+- step_started{uid, tool, kind, job_id, recipe, tool_job_before}: the process job is about to start;
+  tool_job_before (the tool's last job id) lets recovery tell "never started" from "ran".
+- step_completed{uid, tool, job_id, result}; step_failed{uid, tool, job_id, error, reason}.
+- step_unknown{uid, tool, job_id, reason}: the outcome could not be established (wafer held for an operator).
+- step_recovered{uid, tool, job_id, outcome, result}: an in-doubt step resolved by asking the tool.
+- permissive_refused{uid, interlock, reason}: a step was not started because a permissive was false.
+- interlock_tripped{uid, interlock, reason, action}: a run interlock or safety input fired (hold/stop/abort).
+- bypass{interlock, role, reason, expires_at, who}: an interlock bypass was granted.
+- alarm{tool, alarm_id, text}; traveler{stack}: wafer-stack snapshot at the end; note{text}.
+Writers may add fields (and kinds, e.g. bypass_used); readers ignore what they do not know.
+
+Durability (`sync`): in WAL mode every commit is written to the -wal file before `append` returns.
+"normal" (synchronous=NORMAL) skips the fsync: a committed event survives `kill -9` of the writer and
+any crash of the process, but the last few events may be lost on power loss or a kernel panic; an
+append costs tens of microseconds. "full" fsyncs the WAL on every commit, so an event also survives
+power loss, at the cost of one fsync per append (sub-millisecond on NVMe, milliseconds on spinning or
+network disks) - pick it on the fab floor when the host has no UPS, not in CI.
+
+Integrity: triggers RAISE on UPDATE and DELETE and refuse an INSERT whose seq does not extend the log
+(which also blocks INSERT OR REPLACE). One writer per journal: the writer holds an flock on
+`<journal>.lock` (with its pid inside); the kernel drops it when the writer dies, even by SIGKILL.
+Readers (`read_events`) take no lock and may read while the writer appends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from drivers.errors import WaferlineError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (run_id TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, run_id TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'journal is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'journal is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_seq_extends BEFORE INSERT ON events
+    WHEN NEW.seq IS NULL OR NEW.seq <= coalesce((SELECT max(seq) FROM events), 0)
+    BEGIN SELECT RAISE(ABORT, 'journal is append-only: seq must extend the log'); END;
+CREATE TRIGGER IF NOT EXISTS run_no_update BEFORE UPDATE ON run
+    BEGIN SELECT RAISE(ABORT, 'journal is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS run_no_delete BEFORE DELETE ON run
+    BEGIN SELECT RAISE(ABORT, 'journal is append-only: DELETE refused'); END;
+"""
+_INSERT = "INSERT INTO events (seq, ts, run_id, kind, data) VALUES (?, ?, ?, ?, ?)"
+
+
+class JournalError(WaferlineError):
+    """The journal cannot be opened or written (wrong run, not a journal, disk error)."""
+
+
+class JournalLocked(JournalError):
+    """Another live process already writes this journal: a run has exactly one sequencer."""
+
+
+class Event(BaseModel):
+    """One journal record; `seq` starts at 1 and has no gaps."""
+
+    seq: int
+    ts: str
+    run_id: str
+    kind: str
+    data: dict[str, Any]
+
+
+def utc_now_ms() -> str:
+    """UTC ISO-8601 with milliseconds and a Z, e.g. 2026-11-22T06:15:30.123Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _jsonable(value: Any) -> Any:
+    """json.dumps fallback: recipes and results arrive as pydantic models, paths, enums, datetimes."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path | set | frozenset | tuple):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"journal data must be JSON-serialisable, got {type(value).__name__}: {value!r}")
+
+
+def _row_to_event(row: tuple[int, str, str, str, str]) -> Event:
+    seq, ts, run_id, kind, data = row
+    return Event.model_construct(seq=seq, ts=ts, run_id=run_id, kind=kind, data=json.loads(data))
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _acquire_writer_lock(path: Path) -> int:
+    """flock `<journal>.lock` or raise JournalLocked naming the holder's pid. Never unlinked, so two
+    writers can never lock different inodes of the same name."""
+    lock = _lock_path(path)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise JournalLocked(
+            f"journal {path} is already open for writing by pid {holder} (lock {lock}); a run has one "
+            "sequencer - control it with `waferline hold|stop|abort RUN_ID` or wait for it to exit"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+class Journal:
+    """The single writer of one run's journal. Use from one thread (the sequencer's event loop)."""
+
+    def __init__(self, path: Path, run_id: str, *, sync: Literal["normal", "full"] = "normal") -> None:
+        if sync not in ("normal", "full"):
+            raise JournalError(f"journal sync must be 'normal' or 'full', got {sync!r}")
+        self.path = Path(path)
+        self.sync = sync
+        self._lock_fd: int | None = _acquire_writer_lock(self.path)
+        try:
+            self._db = self._connect()
+            self.run_id = self._bind_run(run_id)
+            row = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            self._seq: int = int(row[0])
+        except BaseException:
+            self._release()
+            raise
+
+    @classmethod
+    def open_existing(cls, path: Path, *, sync: Literal["normal", "full"] = "normal") -> Journal:
+        """Reopen a run's journal for resume: same run_id, seq continues after the last event."""
+        if not Path(path).is_file():
+            raise JournalError(f"no journal at {path}")
+        return cls(path, read_run_id(path), sync=sync)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path} is not a usable journal: {exc}") from exc
+        if str(mode).lower() != "wal":
+            db.close()
+            raise JournalError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); a network disk?")
+        db.execute(f"PRAGMA synchronous={self.sync.upper()}")
+        db.executescript(_SCHEMA)
+        return db
+
+    def _bind_run(self, run_id: str) -> str:
+        row = self._db.execute("SELECT run_id FROM run").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO run (run_id, created) VALUES (?, ?)", (run_id, utc_now_ms()))
+            return run_id
+        if row[0] != run_id:
+            raise JournalError(f"journal {self.path} belongs to run {row[0]}, not {run_id}")
+        return str(row[0])
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def append(self, kind: str, /, **data: Any) -> Event:
+        """Write one event; it is committed (survives kill -9) when this returns. `kind` is positional-only
+        so that step_started can carry a `kind=` (tool kind) field in its data."""
+        if self._lock_fd is None:
+            raise JournalError(f"journal {self.path} is closed")
+        seq = self._seq + 1
+        ts = utc_now_ms()
+        payload = json.dumps(data, default=_jsonable, separators=(",", ":"))
+        try:
+            self._db.execute(_INSERT, (seq, ts, self.run_id, kind, payload))
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: cannot append {kind}: {exc}") from exc
+        self._seq = seq
+        return Event.model_construct(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=json.loads(payload))
+
+    def events(self, since: int = 0) -> list[Event]:
+        """Events with seq > since, in order."""
+        rows = self._db.execute(
+            "SELECT seq, ts, run_id, kind, data FROM events WHERE seq > ? ORDER BY seq", (since,)
+        ).fetchall()
+        return [_row_to_event(r) for r in rows]
+
+    def _release(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
+            os.close(self._lock_fd)  # closing the fd drops the flock
+            self._lock_fd = None
+
+    def close(self) -> None:
+        """Close the database and release the writer lock; idempotent."""
+        if self._lock_fd is not None:
+            self._release()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _reader(path: Path) -> sqlite3.Connection:
+    if not Path(path).is_file():
+        raise JournalError(f"no journal at {path}")
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+
+
+def read_run_id(path: Path) -> str:
+    """The run a journal belongs to, without taking the writer lock."""
+    db = _reader(path)
+    try:
+        row = db.execute("SELECT run_id FROM run").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path} is not a waferline journal: {exc}") from exc
+    finally:
+        db.close()
+    if row is None:
+        raise JournalError(f"journal {path} has no run record")
+    return str(row[0])
+
+
+def read_events(path: Path, since: int = 0) -> list[Event]:
+    """Read a journal while its sequencer may still be writing (status, report): no lock taken."""
+    db = _reader(path)
+    try:
+        rows = db.execute(
+            "SELECT seq, ts, run_id, kind, data FROM events WHERE seq > ? ORDER BY seq", (since,)
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path} is not a waferline journal: {exc}") from exc
+    finally:
+        db.close()
+    return [_row_to_event(r) for r in rows]

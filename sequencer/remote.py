@@ -1,0 +1,214 @@
+"""Per-run control socket: `waferline hold|restart|stop|abort|reset RUN_ID` reaches the live sequencer.
+
+Protocol: JSON lines on the Unix socket runs/<id>/control.sock (mode 600: only the sequencer's user may
+command the run). Request {"command", "who", "why"}; reply {"ok", "state", "error"?, "held_reason"?}.
+One connection may carry several requests. `start` and the engine's `complete`/`sc` are not offered
+remotely: a run is started by `waferline run|resume`, and only the engine knows when work is done.
+
+Unix socket paths are limited to 107 bytes; deeper run directories are reached through
+/proc/self/fd/<dir fd>/control.sock (Linux), so a long runs dir still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from drivers.errors import WaferlineError
+from sequencer.control import OPERATOR_COMMANDS, InvalidTransition, RunControl
+from sequencer.rundir import CONTROL_SOCK
+
+log = logging.getLogger(__name__)
+
+REMOTE_COMMANDS = (*OPERATOR_COMMANDS, "status")
+MAX_LINE = 64 * 1024
+_SUN_PATH_MAX = 107
+
+
+class RemoteControlError(WaferlineError):
+    """The sequencer of a run could not be reached or did not answer."""
+
+
+class RunNotRunning(RemoteControlError):
+    """No sequencer serves this run's control socket (it finished, crashed or was never started)."""
+
+
+class ControlRequest(BaseModel):
+    command: str
+    who: str
+    why: str = ""
+
+
+class ControlReply(BaseModel):
+    ok: bool
+    state: str
+    error: str | None = None
+    held_reason: str | None = None
+
+
+@contextlib.contextmanager
+def _addressable(path: Path) -> Iterator[str]:
+    """A path bind()/connect() accept: the path itself, or a /proc/self/fd alias when it is too long."""
+    if len(os.fsencode(str(path))) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+class RemoteControlServer:
+    """Serves one RunControl on a Unix socket while the sequencer runs."""
+
+    def __init__(self, control: RunControl, path: Path) -> None:
+        self.control = control
+        self.path = Path(path)
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        """Bind the socket (replacing a stale one left by a crash; refusing if another server answers)."""
+        if self.path.exists() or self.path.is_symlink():
+            if await _answers(self.path):
+                raise RemoteControlError(f"another sequencer already serves {self.path}")
+            self.path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with _addressable(self.path) as addr:
+                sock.bind(addr)
+            os.chmod(self.path, 0o600)
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE)
+        except BaseException:
+            sock.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
+
+    async def stop(self) -> None:
+        """Stop listening, end open connections and remove the socket file; leaves no task behind."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for task in list(self._clients):
+            task.cancel()
+        if self._clients:
+            await asyncio.gather(*self._clients, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def __aenter__(self) -> RemoteControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+        try:
+            while line := await reader.readline():
+                writer.write(self.handle(line).model_dump_json(exclude_none=True).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:  # ValueError: line too long
+            log.warning("control socket %s: dropping client: %s", self.path, exc)
+        except asyncio.CancelledError:
+            pass  # server stopping
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._clients.discard(task)
+
+    def handle(self, line: bytes) -> ControlReply:
+        """One request -> one reply; never raises (a bad request gets ok=false and says why)."""
+        ctl = self.control
+        try:
+            req = ControlRequest.model_validate_json(line)
+        except ValidationError as exc:
+            err = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
+            return self._reply(False, f"bad request ({err}); expected JSON {{command, who, why}}")
+        if req.command not in REMOTE_COMMANDS:
+            known = ", ".join(REMOTE_COMMANDS)
+            return self._reply(False, f"unknown command {req.command!r}; commands: {known}")
+        if req.command == "status":
+            return self._reply(True)
+        try:
+            ctl.command(req.command, who=req.who, why=req.why)
+        except InvalidTransition as exc:
+            return self._reply(False, str(exc))
+        except Exception as exc:  # journal failure: the transition did not happen; tell the operator
+            log.exception("control socket %s: %s by %s failed", self.path, req.command, req.who)
+            return self._reply(False, f"{req.command} failed: {exc}")
+        return self._reply(True)
+
+    def _reply(self, ok: bool, error: str | None = None) -> ControlReply:
+        ctl = self.control
+        return ControlReply(ok=ok, state=ctl.state.value, error=error, held_reason=ctl.held_reason)
+
+
+async def _answers(path: Path) -> bool:
+    try:
+        with _addressable(path) as addr:
+            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(addr), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True
+
+
+async def send_command(
+    run_dir: Path, command: str, who: str, why: str = "", *, timeout: float = 5.0  # noqa: ASYNC109
+) -> dict[str, Any]:
+    """Send one command to the run's live sequencer and return its reply (ok may be false).
+
+    Raises RunNotRunning when nothing serves runs/<id>/control.sock, RemoteControlError on timeout
+    (the timeout is a parameter, not left to the caller, so the error can say how long we waited).
+    """
+    path = Path(run_dir) / CONTROL_SOCK
+    run_id = Path(run_dir).name
+    not_running = f"run {run_id} is not running (no sequencer on {path}); use `waferline resume {run_id}`"
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            try:
+                with _addressable(path) as addr:
+                    reader, writer = await asyncio.open_unix_connection(addr, limit=MAX_LINE)
+            except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
+                raise RunNotRunning(not_running) from exc
+            request = {"command": command, "who": who, "why": why}
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+    except TimeoutError:
+        raise RemoteControlError(
+            f"run {run_id}: the sequencer on {path} did not answer within {timeout:g} s"
+        ) from None
+    except OSError as exc:
+        raise RemoteControlError(f"run {run_id}: control socket {path}: {exc}") from exc
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+    if not line:
+        raise RemoteControlError(f"run {run_id}: the sequencer on {path} hung up without a reply")
+    reply: dict[str, Any] = json.loads(line)
+    return reply

@@ -1,0 +1,105 @@
+"""kill -9 the controller mid-step, resume, and audit on the tools that every step ran exactly once.
+
+The emulators run in their own `waferline sim up` process so they outlive the controller, exactly as
+real tools do; the audit reads the job ids each tool accepted (sim control socket, `jobs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from drivers.line import LINE_DIR
+from sequencer.journal import JournalError, read_events
+from sequencer.rundir import JOURNAL
+from sim_tools.control import send
+
+WAFERLINE = [sys.executable, "-m", "waferline.cli"]
+
+
+@pytest.fixture
+def slow_line(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
+    """A `sim up` of the default line at a time scale where one step takes ~0.1-1 s of wall time."""
+    data = yaml.safe_load((LINE_DIR / "emulated.yaml").read_text())
+    data["time_scale"] = 4000
+    line = tmp_path / "line.yaml"
+    line.write_text(yaml.safe_dump(data))
+    eps = tmp_path / "endpoints.json"
+    env = {**os.environ, "WAFERLINE_RUNS_DIR": str(tmp_path / "runs")}
+    sim = subprocess.Popen([*WAFERLINE, "sim", "up", "--line", str(line), "--endpoints-file", str(eps),
+                            "--run-dir", str(tmp_path / "sim")], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not eps.exists():
+        assert sim.poll() is None and time.monotonic() < deadline, sim.stderr.read() if sim.stderr else ""
+        time.sleep(0.05)
+    yield line, eps, env
+    sim.send_signal(signal.SIGTERM)
+    sim.wait(20)
+
+
+def _journal(runs: Path) -> Path | None:
+    found = sorted(runs.glob(f"*/{JOURNAL}")) if runs.exists() else []
+    return found[-1] if found else None
+
+
+def test_sigkill_mid_step_then_resume_runs_every_step_exactly_once(
+    slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    line, eps, env = slow_line
+    runs = tmp_path / "runs"
+    ctrl = subprocess.Popen([*WAFERLINE, "run", "flow-a", "--wafers", "2", "--line", str(line),
+                             "--endpoints", str(eps)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None:  # kill once a few steps are done and a tool step is in a chamber
+        assert ctrl.poll() is None, f"run ended before the kill: {ctrl.stderr.read() if ctrl.stderr else ''}"
+        assert time.monotonic() < deadline, "no step was ever in a chamber"
+        journal = _journal(runs)
+        if journal is not None:
+            try:
+                evs = read_events(journal)
+            except JournalError:  # created, schema not written yet
+                continue
+            done = {e.data["uid"] for e in evs if e.kind == "step_completed"}
+            open_ = [e.data["uid"] for e in evs if e.kind == "step_started" and e.data["uid"] not in done]
+            if len(done) >= 6 and open_:
+                victim = open_[-1]
+                ctrl.send_signal(signal.SIGKILL)
+        time.sleep(0.005)
+    ctrl.wait(10)
+    assert ctrl.returncode == -signal.SIGKILL
+    run_id = journal.parent.name  # type: ignore[union-attr]
+
+    resumed = subprocess.run([*WAFERLINE, "resume", run_id, "--line", str(line), "--endpoints", str(eps)],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+    evs = read_events(journal)  # type: ignore[arg-type]
+    recovered = [e for e in evs if e.kind == "step_recovered"]
+    assert [e.data["uid"] for e in recovered] == [victim]  # asked the tool, did not re-run
+    completed = [e for e in evs if e.kind == "step_completed" and e.data.get("tool") != "-"]
+    uids = [e.data["uid"] for e in completed]
+    assert len(uids) == len(set(uids))
+    planned = [u for u in json.loads(json.dumps(evs[0].data["steps"]))]
+    tool_steps = {e.data["uid"] for e in evs if e.kind == "step_started"}
+    assert set(uids) == tool_steps and set(uids) <= set(planned)
+
+    reply: dict[str, Any] = asyncio.run(send(Path(json.loads(eps.read_text())["control"]), {"op": "jobs"}))
+    accepted = [job for jobs in reply["jobs"].values() for job in jobs]
+    journaled = [e.data["job_id"] for e in completed]
+    assert sorted(accepted) == sorted(journaled)  # each tool ran each step's job once, and nothing else
+    summary = json.loads((journal.parent / "summary.json").read_text())  # type: ignore[union-attr]
+    assert summary["state"] == "COMPLETE" and summary["claims_ok"]

@@ -1,0 +1,172 @@
+"""`waferline run|resume` and the ISA-88 commands that reach a running sequencer.
+
+`waferline run` with no arguments runs Flow A with a 4-wafer stack on the embedded emulated line.
+Ctrl-C asks for a controlled stop (finish what is in a chamber, start nothing new); a second Ctrl-C
+aborts. `waferline hold|restart|stop|abort|reset RUN_ID` talk to the run's control socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from drivers.errors import WaferlineError
+from sequencer.control import InvalidTransition, RunControl
+from sequencer.remote import send_command
+from sequencer.run import RunOutcome, resume_run, start_run
+from sequencer.rundir import run_dir
+from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
+from waferline.live import live_line, resolve_endpoints
+
+LINE_OPT = typer.Option(DEFAULT_LINE, "--line", help="line name or YAML path")
+EPS_OPT = typer.Option(None, "--endpoints", help="endpoints JSON of a running `sim up`")
+EXIT = {"COMPLETE": 0, "HELD": 3, "STOPPED": 4, "ABORTED": 5}
+
+
+class ProgressObserver:
+    """Rich progress: a bar over the steps, a line per completed step, holds in red."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("starting", total=total)
+
+    def __call__(self, event: str, step: Any, info: dict[str, Any]) -> None:
+        if event == "started":
+            self.progress.update(self.task, description=f"{step.uid} {step.title[:40]} on {info['tool']}")
+        elif event == "completed":
+            self.progress.advance(self.task)
+        elif event == "held":
+            held = f"HELD at {step.uid}: {info['interlock']}: {info['reason']}"
+            self.progress.console.print(f"[red]{held}[/red]")
+        elif event == "failed":
+            self.progress.console.print(f"[red]{step.uid} failed on {info['tool']}: {info['reason']}[/red]")
+
+
+def stop_on_ctrl_c(control: RunControl) -> None:
+    """First Ctrl-C: controlled stop; second: abort. Both journaled as the operator's."""
+    presses = {"n": 0}
+
+    def on_sigint() -> None:
+        presses["n"] += 1
+        command = "stop" if presses["n"] == 1 else "abort"
+        try:
+            control.command(command, who="operator (Ctrl-C)", why="interrupt from the terminal")
+            console.print(f"[yellow]{command} requested (Ctrl-C again to abort)[/yellow]")
+        except InvalidTransition as exc:
+            console.print(f"[yellow]{exc}[/yellow]")
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
+
+
+def _report(outcome: RunOutcome) -> None:
+    table = Table(title=f"run {outcome.run_id}: {outcome.state}")
+    table.add_column("claim")
+    table.add_column("check")
+    table.add_column("detail")
+    for c in outcome.claims:
+        table.add_row(f"{c.claim} {c.title}", "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
+    console.print(table)
+    wafers = ", ".join(f"w{w.index} {w.state}" for w in outcome.stack.wafers)
+    console.print(f"stack {outcome.stack.stack_id}: {wafers}")
+    if outcome.held_reason:
+        console.print(f"[red]held: {outcome.held_reason}[/red]")
+    console.print(f"run directory: {outcome.directory} (journal, traveler.json, summary.json)")
+
+
+def _go(coro_factory: Any, line: str, endpoints: Path | None, time_scale: float | None) -> None:
+    config = load_line_or_exit(line)
+    if time_scale is not None:
+        config = config.model_copy(update={"time_scale": time_scale})
+    try:
+        live = resolve_endpoints(line, endpoints)
+    except WaferlineError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+    async def main() -> RunOutcome:
+        async with live_line(config, live) as (resolved, _source):
+            if time_scale is not None:
+                resolved = resolved.model_copy(update={"time_scale": time_scale})
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console, transient=False) as progress:
+                return await coro_factory(resolved, progress)
+
+    try:
+        outcome = asyncio.run(main())
+    except WaferlineError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    _report(outcome)
+    raise typer.Exit(EXIT.get(outcome.state.value, 1))
+
+
+def run(
+    flow: str = typer.Argument("flow-a", help="flow name (configs/flows) or YAML path"),
+    line: str = LINE_OPT,
+    wafers: int | None = typer.Option(None, "--wafers", help="stack size (the flow's range, default 4)"),
+    time_scale: float | None = typer.Option(None, "--time-scale", help="tool s per wall s (emulators)"),
+    endpoints: Path | None = EPS_OPT,
+    journal_sync: str = typer.Option("normal", "--journal-sync", help="normal (kill -9 safe) or full"),
+) -> None:
+    """Run a flow on the line; with no arguments Flow A, 4 wafers, on the embedded emulated line."""
+    if journal_sync not in ("normal", "full"):
+        raise typer.BadParameter("--journal-sync must be normal or full")
+
+    async def factory(resolved: Any, progress: Progress) -> RunOutcome:
+        from sequencer.flow import expand, load_flow
+
+        total = len(expand(load_flow(flow), wafers))
+        observer = ProgressObserver(progress, total)
+        return await start_run(flow, resolved, wafers=wafers, observer=observer, on_control=stop_on_ctrl_c,
+                               sync=journal_sync)  # type: ignore[arg-type]
+
+    _go(factory, line, endpoints, time_scale)
+
+
+def resume(run_id: str, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT,
+           time_scale: float | None = typer.Option(None, "--time-scale")) -> None:
+    """Resume a run after the controller died: ask each tool about its last job, never re-run a step."""
+
+    async def factory(resolved: Any, progress: Progress) -> RunOutcome:
+        observer = ProgressObserver(progress, 0)
+        return await resume_run(run_id, resolved, observer=observer, on_control=stop_on_ctrl_c)
+
+    _go(factory, line, endpoints, time_scale)
+
+
+def _remote(run_id: str, command: str, why: str, who: str) -> None:
+    try:
+        reply = asyncio.run(send_command(run_dir(run_id), command, who, why))
+    except WaferlineError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not reply.get("ok"):
+        err_console.print(f"[red]{reply.get('error')}[/red]")
+        raise typer.Exit(1)
+    extra = f" ({reply['held_reason']})" if reply.get("held_reason") else ""
+    console.print(f"run {run_id}: {reply['state']}{extra}")
+
+
+def make_remote(command: str, doc: str) -> Any:
+    def verb(run_id: str, why: str = typer.Option("", "--why", help="reason, journaled"),
+             who: str = typer.Option("operator", "--who", help="who asks, journaled")) -> None:
+        _remote(run_id, command, why, who)
+
+    verb.__doc__ = doc
+    return verb
+
+
+REMOTE_VERBS = {
+    "hold": "Hold the run at the next step boundary (the step in a chamber finishes).",
+    "restart": "Restart a HELD run (re-checks every permissive first).",
+    "stop": "Stop: finish what is in a chamber, start nothing new.",
+    "abort": "Abort: the tool in use goes to its safe state now; the wafer is marked ABORTED.",
+    "reset": "Reset a STOPPED, ABORTED or COMPLETE run to IDLE.",
+    "status": "Show a running sequencer's state and why it is held.",
+}
