@@ -18,14 +18,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drivers.errors import CommandRejected, JobAborted, ToolAlarm, ToolError
 from drivers.logs import log_context
 from drivers.tool import JobOutcome, Tool, ToolStatus, new_job_id
 from sequencer.control import RunControl, RunState
-from sequencer.interlocks import Action, Bypass, InterlockTripped, StepContext, evaluate_permissives, watch
+from sequencer.interlocks import (
+    Action,
+    Bypass,
+    BypassRefused,
+    InterlockTripped,
+    StepContext,
+    check_bypassable,
+    evaluate_permissives,
+    watch,
+)
 from sequencer.journal import Journal
 from sequencer.traveler import E90State, Stack, apply_step, set_state, wafer_permissive
 
@@ -70,6 +79,19 @@ class Engine:
         self._running: tuple[Any, Tool[Any, Any], int] | None = None  # step, tool, job id
         self._aborter: asyncio.Task[None] | None = None
         control.subscribe(self._on_transition)
+
+    def grant_bypass(self, interlock: str, role: str, reason: str, who: str, minutes: float) -> str | None:
+        """Operator bypass of one non-safety interlock: role, reason, expiry; journaled. None if granted."""
+        try:
+            check_bypassable(interlock)
+            bypass = Bypass(interlock=interlock, role=role, reason=reason, who=who,
+                            expires_at=datetime.now(UTC) + timedelta(minutes=minutes))
+        except (BypassRefused, ValueError) as exc:
+            return str(exc).splitlines()[0] if isinstance(exc, BypassRefused) else f"bypass refused: {exc}"
+        self.journal.append("bypass", interlock=interlock, role=role, reason=reason, who=who,
+                            expires_at=bypass.expires_at.isoformat())
+        self.bypasses.append(bypass)
+        return None
 
     # --- the loop --------------------------------------------------------------------------------
     async def execute(self) -> RunState:

@@ -17,11 +17,11 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from drivers.errors import WaferlineError
 from sequencer.control import OPERATOR_COMMANDS, InvalidTransition, RunControl
@@ -29,7 +29,9 @@ from sequencer.rundir import CONTROL_SOCK
 
 log = logging.getLogger(__name__)
 
-REMOTE_COMMANDS = (*OPERATOR_COMMANDS, "status")
+REMOTE_COMMANDS = (*OPERATOR_COMMANDS, "status", "bypass")
+# on_bypass(interlock, role, reason, who, minutes) -> None if granted, else why not
+BypassHook = Callable[[str, str, str, str, float], str | None]
 MAX_LINE = 64 * 1024
 _SUN_PATH_MAX = 107
 
@@ -42,10 +44,17 @@ class RunNotRunning(RemoteControlError):
     """No sequencer serves this run's control socket (it finished, crashed or was never started)."""
 
 
+class BypassRequest(BaseModel):
+    interlock: str
+    role: str
+    minutes: float = Field(gt=0, le=480, description="a bypass always expires; at most one shift")
+
+
 class ControlRequest(BaseModel):
     command: str
     who: str
     why: str = ""
+    bypass: BypassRequest | None = None
 
 
 class ControlReply(BaseModel):
@@ -74,6 +83,7 @@ class RemoteControlServer:
     def __init__(self, control: RunControl, path: Path) -> None:
         self.control = control
         self.path = Path(path)
+        self.on_bypass: BypassHook | None = None  # set by the run once its engine exists
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[Any]] = set()
 
@@ -148,6 +158,12 @@ class RemoteControlServer:
             return self._reply(False, f"unknown command {req.command!r}; commands: {known}")
         if req.command == "status":
             return self._reply(True)
+        if req.command == "bypass":
+            if req.bypass is None or self.on_bypass is None:
+                return self._reply(False, "bypass needs {interlock, role, minutes} and a running engine")
+            b = req.bypass
+            error = self.on_bypass(b.interlock, b.role, req.why, req.who, b.minutes)
+            return self._reply(error is None, error)
         try:
             ctl.command(req.command, who=req.who, why=req.why)
         except InvalidTransition as exc:
@@ -175,7 +191,8 @@ async def _answers(path: Path) -> bool:
 
 
 async def send_command(
-    run_dir: Path, command: str, who: str, why: str = "", *, timeout: float = 5.0  # noqa: ASYNC109
+    run_dir: Path, command: str, who: str, why: str = "", *, timeout: float = 5.0,  # noqa: ASYNC109
+    bypass: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Send one command to the run's live sequencer and return its reply (ok may be false).
 
@@ -193,7 +210,9 @@ async def send_command(
                     reader, writer = await asyncio.open_unix_connection(addr, limit=MAX_LINE)
             except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
                 raise RunNotRunning(not_running) from exc
-            request = {"command": command, "who": who, "why": why}
+            request: dict[str, Any] = {"command": command, "who": who, "why": why}
+            if bypass is not None:
+                request["bypass"] = bypass
             writer.write(json.dumps(request).encode() + b"\n")
             await writer.drain()
             line = await reader.readline()

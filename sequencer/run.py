@@ -27,6 +27,7 @@ from sequencer.claims import ClaimCheck, check_claims
 from sequencer.control import RunControl, RunState
 from sequencer.engine import Engine, InDoubt, Observer
 from sequencer.flow import Flow, expand, load_flow
+from sequencer.interlocks import Bypass
 from sequencer.journal import Journal
 from sequencer.remote import RemoteControlServer
 from sequencer.rundir import CONTROL_SOCK, JOURNAL, PID, SUMMARY, TRAVELER, create_run_dir, run_dir
@@ -84,6 +85,7 @@ async def _drive(directory: Path, journal: Journal, control: RunControl, line: L
         async with _connected(line, {s.kind for s in steps if s.kind}) as tools:
             engine = Engine(run_id=journal.run_id, steps=steps, tools=tools, journal=journal, control=control,
                             **engine_args)
+            server.on_bypass = engine.grant_bypass
             if control.state is RunState.IDLE:
                 control.command("start", who=who, why="run started")
             state = await engine.execute()
@@ -176,6 +178,9 @@ async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
         journal.append("note", text=f"resumed by {who}: {len(completed)} step(s) done, "
                                     f"{len(in_doubt)} in doubt ({', '.join(in_doubt) or 'none'})")
         control = RunControl(journal, snap.state, held_reason=snap.held_reason)
+        bypasses = [b for b in (Bypass(**{k: e.data[k] for k in ("interlock", "role", "reason", "who",
+                                                                  "expires_at")})
+                                for e in events if e.kind == "bypass") if b.active()]
         return await _drive(directory, journal, control, line, steps, who,
                             {"stack": stack, "observer": observer, "completed": completed,
-                             "in_doubt": in_doubt, "on_control": on_control})
+                             "in_doubt": in_doubt, "on_control": on_control, "bypasses": bypasses})

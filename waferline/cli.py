@@ -18,6 +18,7 @@ app.add_typer(profiles_cmd.app, name="profiles", help="List and validate protoco
 app.command("check")(check_cmd.check)
 app.command("run")(run_cmd.run)
 app.command("resume")(run_cmd.resume)
+app.command("bypass")(run_cmd.bypass)
 for _verb, _doc in run_cmd.REMOTE_VERBS.items():
     app.command(_verb)(run_cmd.make_remote(_verb, _doc))
 

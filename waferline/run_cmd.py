@@ -170,3 +170,24 @@ REMOTE_VERBS = {
     "reset": "Reset a STOPPED, ABORTED or COMPLETE run to IDLE.",
     "status": "Show a running sequencer's state and why it is held.",
 }
+
+
+def bypass(
+    run_id: str,
+    interlock: str = typer.Argument(..., help="the interlock to bypass, e.g. n2_supply_on"),
+    role: str = typer.Option(..., "--role", help="engineer, supervisor or maintenance"),
+    reason: str = typer.Option(..., "--reason", help="why, in words an auditor can follow"),
+    minutes: float = typer.Option(30, "--minutes", help="the bypass expires after this (at most 480)"),
+    who: str = typer.Option("operator", "--who", help="who grants it, journaled"),
+) -> None:
+    """Bypass one non-safety interlock of a running run for a while (journaled; never EMO or doors)."""
+    try:
+        reply = asyncio.run(send_command(run_dir(run_id), "bypass", who, reason,
+                                         bypass={"interlock": interlock, "role": role, "minutes": minutes}))
+    except WaferlineError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not reply.get("ok"):
+        err_console.print(f"[red]{reply.get('error')}[/red]")
+        raise typer.Exit(1)
+    console.print(f"run {run_id}: {interlock} bypassed for {minutes:g} min by {who} ({role})")

@@ -1,0 +1,112 @@
+"""Bypasses: a role, a reason and an expiry, journaled; never for safety interlocks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from drivers.kinds.ball_mounter import BallMounterRecipe
+from drivers.line import LineConfig, apply_endpoints, load_line
+from drivers.tool import ProcessState, ToolStatus
+from sequencer.control import RunState
+from sequencer.interlocks import Bypass, BypassRefused, StepContext, check_bypassable, evaluate_permissives
+from sequencer.journal import read_events
+from sequencer.remote import send_command
+from sequencer.run import start_run
+from sequencer.rundir import JOURNAL
+from sim_tools.faults import FaultKind, FaultSpec
+from sim_tools.line import EmulatedLine
+from tests.test_sequencer_e2e import _wait_for_state
+
+
+@pytest.fixture(scope="module")
+async def line() -> AsyncIterator[tuple[LineConfig, EmulatedLine]]:
+    config = load_line("emulated").model_copy(update={"time_scale": 200000.0})
+    async with EmulatedLine(config) as emulated:
+        assert emulated.endpoints is not None
+        yield apply_endpoints(config, emulated.endpoints), emulated
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WAFERLINE_RUNS_DIR", str(tmp_path))
+    return tmp_path
+
+
+async def test_band_trip_holds_and_a_bypass_lets_the_run_through(
+    line: tuple[LineConfig, EmulatedLine], runs: Path
+) -> None:
+    config, emulated = line
+    bonder = emulated.tools["bonder1"]
+    bonder.faults.set(FaultSpec(kind=FaultKind.DRIFT, at_fraction=0.0, magnitude=0.5))  # chuck reads 1.5x
+    try:
+        held_run = asyncio.create_task(start_run("flow-a", config, wafers=2))
+        run_dir = await _wait_for_state(runs, "HELD")
+        reply = await send_command(run_dir, "status", "test")
+        assert reply["held_reason"].startswith("interlock:chuck_temp_band")
+        await send_command(run_dir, "abort", "test", "wafer scrapped after over-temperature")
+        assert (await held_run).state is RunState.ABORTED
+
+        task = asyncio.create_task(start_run("flow-a", config, wafers=2))
+        run_dir = await _wait_for_state(runs, "EXECUTE")
+        why = "thermocouple TC2 reads high, TC1 confirms 180 C"
+        granted = await send_command(run_dir, "bypass", "eve", why, bypass={
+            "interlock": "chuck_temp_band", "role": "engineer", "minutes": 30})
+        assert granted["ok"], granted
+        outcome = await asyncio.wait_for(task, 30)
+    finally:
+        bonder.faults.clear()
+    assert outcome.state is RunState.COMPLETE and outcome.claims_ok
+    evs = read_events(outcome.directory / JOURNAL)
+    grant = next(e for e in evs if e.kind == "bypass")
+    assert (grant.data["interlock"], grant.data["role"], grant.data["who"]) == (
+        "chuck_temp_band", "engineer", "eve")
+    assert not any(e.kind == "interlock_tripped" for e in evs)
+
+
+async def test_bypass_refusals_over_the_socket(line: tuple[LineConfig, EmulatedLine], runs: Path) -> None:
+    config, _ = line
+    slow = config.model_copy(update={"time_scale": 20000.0})
+    task = asyncio.create_task(start_run("flow-b", slow, wafers=2))
+    run_dir = await _wait_for_state(runs, "EXECUTE")
+    try:
+        cases = {
+            ("emo_clear", "supervisor", "EMO loop under maintenance"): "safety interlock",
+            ("door_closed_mid_run", "engineer", "door switch broken, taped"): "safety interlock",
+            ("coffee_level", "engineer", "the machine is empty again"): "unknown interlock",
+            ("n2_supply_on", "intern", "interns may not bypass anything"): "role",
+            ("n2_supply_on", "engineer", "short"): "reason",
+        }
+        for (interlock, role, why), expected in cases.items():
+            reply = await send_command(run_dir, "bypass", "mallory", why,
+                                       bypass={"interlock": interlock, "role": role, "minutes": 5})
+            assert not reply["ok"] and expected in reply["error"], (interlock, reply)
+    finally:
+        await send_command(run_dir, "abort", "test", "done testing")
+        await asyncio.wait_for(task, 30)
+
+
+def test_expired_bypass_no_longer_applies() -> None:
+    status = ToolStatus(tool="mounter1", kind="ball_mounter", state=ProcessState.IDLE,
+                        interlocks={"door_closed": True, "emo_ok": True, "n2_ok": False, "exhaust_ok": True})
+
+    class Step:
+        uid = "A15.w2"
+        recipe = BallMounterRecipe(operation="mount_reflow", alloy="Pb63Sn37", ball_count=100,
+                                   peak_temp_c=213)
+
+    ctx = StepContext(Step(), "mounter1", status, None)
+    now = datetime.now(UTC)
+    fresh = Bypass(interlock="n2_supply_on", role="engineer", reason="N2 sensor being replaced",
+                   who="eve", expires_at=now + timedelta(minutes=5))
+    stale = fresh.model_copy(update={"expires_at": now - timedelta(seconds=1)})
+    refusals = [r for r in evaluate_permissives(ctx, [fresh], now) if r.interlock == "n2_supply_on"]
+    assert refusals[0].bypassed_by == fresh
+    refusals = [r for r in evaluate_permissives(ctx, [stale], now) if r.interlock == "n2_supply_on"]
+    assert refusals[0].bypassed_by is None
+    with pytest.raises(BypassRefused, match="safety"):
+        check_bypassable("emo_clear")
