@@ -103,3 +103,35 @@ def test_sigkill_mid_step_then_resume_runs_every_step_exactly_once(
     assert sorted(accepted) == sorted(journaled)  # each tool ran each step's job once, and nothing else
     summary = json.loads((journal.parent / "summary.json").read_text())  # type: ignore[union-attr]
     assert summary["state"] == "COMPLETE" and summary["claims_ok"]
+
+
+def test_ctrl_c_is_a_controlled_stop(slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
+    line, eps, env = slow_line
+    runs = tmp_path / "runs"
+    ctrl = subprocess.Popen([*WAFERLINE, "run", "flow-a", "--wafers", "2", "--line", str(line),
+                             "--endpoints", str(eps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    deadline = time.monotonic() + 60
+    while True:  # Ctrl-C while a tool step is in a chamber
+        assert ctrl.poll() is None and time.monotonic() < deadline
+        journal = _journal(runs)
+        try:
+            evs = read_events(journal) if journal is not None else []
+        except JournalError:
+            evs = []
+        done = {e.data["uid"] for e in evs if e.kind == "step_completed"}
+        if len(done) >= 4 and any(e.kind == "step_started" and e.data["uid"] not in done for e in evs):
+            break
+        time.sleep(0.005)
+    ctrl.send_signal(signal.SIGINT)
+    out, err = ctrl.communicate(timeout=60)
+    assert ctrl.returncode == 4, out + err  # STOPPED
+    evs = read_events(journal)  # type: ignore[arg-type]
+    stop = next(e for e in evs if e.kind == "state" and e.data["to"] == "STOPPING")
+    assert stop.data["who"] == "operator (Ctrl-C)"
+    started = [e.data["uid"] for e in evs if e.kind == "step_started"]
+    completed = {e.data["uid"] for e in evs if e.kind == "step_completed"}
+    assert set(started) <= completed  # the step in the chamber finished; nothing was left in doubt
+    after_stop = [e for e in evs if e.seq > stop.seq and e.kind == "step_started"]
+    assert after_stop == []  # nothing new started
+    assert [e.data["to"] for e in evs if e.kind == "state"][-1] == "STOPPED"
