@@ -91,12 +91,19 @@ def _no_alarm(ctx: StepContext) -> str | None:
     return None if a is None else f"tool {ctx.tool} has alarm {a.id}: {a.text}"
 
 
+_IN_RANGE: set[int] = set()  # ids of recipe objects already validated (they are frozen)
+
+
 def _recipe_in_range(ctx: StepContext) -> str | None:
+    """Re-validate the step's recipe against its kind's ranges, once per (frozen) recipe object."""
     recipe = ctx.step.recipe
+    if id(recipe) in _IN_RANGE:
+        return None
     try:
         type(recipe).model_validate(recipe.model_dump())
     except ValueError as exc:
         return f"recipe outside its range: {exc}"
+    _IN_RANGE.add(id(recipe))
     return None
 
 
