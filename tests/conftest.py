@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.modbus",
     "tests.fixtures.mqtt",
     "tests.fixtures.serial",
+    "tests.fixtures.sequencer",
 ]
 
 TIME_SCALE = 20000.0

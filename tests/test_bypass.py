@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from drivers.kinds.ball_mounter import BallMounterRecipe
-from drivers.line import LineConfig, apply_endpoints, load_line
+from drivers.line import LineConfig
 from drivers.tool import ProcessState, ToolStatus
 from sequencer.control import RunState
 from sequencer.interlocks import Bypass, BypassRefused, StepContext, check_bypassable, evaluate_permissives
@@ -21,20 +20,6 @@ from sequencer.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from tests.test_sequencer_e2e import _wait_for_state
-
-
-@pytest.fixture(scope="module")
-async def line() -> AsyncIterator[tuple[LineConfig, EmulatedLine]]:
-    config = load_line("emulated").model_copy(update={"time_scale": 200000.0})
-    async with EmulatedLine(config) as emulated:
-        assert emulated.endpoints is not None
-        yield apply_endpoints(config, emulated.endpoints), emulated
-
-
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WAFERLINE_RUNS_DIR", str(tmp_path))
-    return tmp_path
 
 
 async def test_band_trip_holds_and_a_bypass_lets_the_run_through(

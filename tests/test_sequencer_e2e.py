@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from drivers.line import LineConfig, apply_endpoints, load_line
+from drivers.line import LineConfig
 from sequencer.control import RunState
 from sequencer.journal import read_events
 from sequencer.remote import send_command
@@ -17,22 +17,6 @@ from sequencer.run import RunOutcome, start_run
 from sequencer.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
-
-FAST = 200000.0  # tool seconds per wall second: a whole stack in seconds
-
-
-@pytest.fixture(scope="module")
-async def line() -> AsyncIterator[tuple[LineConfig, EmulatedLine]]:
-    config = load_line("emulated").model_copy(update={"time_scale": FAST})
-    async with EmulatedLine(config) as emulated:
-        assert emulated.endpoints is not None
-        yield apply_endpoints(config, emulated.endpoints), emulated
-
-
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WAFERLINE_RUNS_DIR", str(tmp_path))
-    return tmp_path
 
 
 @pytest.fixture

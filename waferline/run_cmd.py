@@ -140,15 +140,23 @@ def resume(run_id: str, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT,
     _go(factory, line, endpoints, time_scale)
 
 
-def _remote(run_id: str, command: str, why: str, who: str) -> None:
+def _send(
+    run_id: str, command: str, who: str, why: str, bypass: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One request to the run's sequencer; exit 2 if it is not reachable, 1 if it says no."""
     try:
-        reply = asyncio.run(send_command(run_dir(run_id), command, who, why))
+        reply = asyncio.run(send_command(run_dir(run_id), command, who, why, bypass=bypass))
     except WaferlineError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     if not reply.get("ok"):
         err_console.print(f"[red]{reply.get('error')}[/red]")
         raise typer.Exit(1)
+    return reply
+
+
+def _remote(run_id: str, command: str, why: str, who: str) -> None:
+    reply = _send(run_id, command, who, why)
     extra = f" ({reply['held_reason']})" if reply.get("held_reason") else ""
     console.print(f"run {run_id}: {reply['state']}{extra}")
 
@@ -181,13 +189,5 @@ def bypass(
     who: str = typer.Option("operator", "--who", help="who grants it, journaled"),
 ) -> None:
     """Bypass one non-safety interlock of a running run for a while (journaled; never EMO or doors)."""
-    try:
-        reply = asyncio.run(send_command(run_dir(run_id), "bypass", who, reason,
-                                         bypass={"interlock": interlock, "role": role, "minutes": minutes}))
-    except WaferlineError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-    if not reply.get("ok"):
-        err_console.print(f"[red]{reply.get('error')}[/red]")
-        raise typer.Exit(1)
+    _send(run_id, "bypass", who, reason, bypass={"interlock": interlock, "role": role, "minutes": minutes})
     console.print(f"run {run_id}: {interlock} bypassed for {minutes:g} min by {who} ({role})")
