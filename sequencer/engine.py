@@ -269,8 +269,9 @@ class Engine:
     # --- outcomes --------------------------------------------------------------------------------
     def _complete(self, step: Any, result: dict[str, Any] | None, tool: str, job_id: int,
                   extra: dict[str, Any]) -> None:
-        self.journal.append("step_completed", uid=step.uid, tool=tool, job_id=job_id, result=result,
-                            **extra)
+        # deferred: committed with the next event; if a crash loses it, resume asks the tool
+        self.journal.append_deferred("step_completed", uid=step.uid, tool=tool, job_id=job_id,
+                                     result=result, **extra)
         self.in_doubt.pop(step.uid, None)
         apply_step(self.stack, step, result, tool=tool, at=now_iso())
         self.completed.add(step.uid)

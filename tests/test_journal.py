@@ -203,3 +203,16 @@ def test_rebuild_from_journal_and_file_agree(jpath: Path) -> None:
         assert rebuild(empty).run_id == RUN and not rebuild(empty).created
     with pytest.raises(ValueError, match="empty journal"):
         rebuild([])
+
+
+def test_deferred_events_commit_with_the_next_append_and_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, "run-1")
+    journal.append("step_started", uid="A1")
+    journal.append_deferred("step_completed", uid="A1")
+    assert [e.kind for e in read_events(path)] == ["step_started"]  # other readers: not yet committed
+    journal.append("step_started", uid="A2")
+    assert [e.kind for e in read_events(path)] == ["step_started", "step_completed", "step_started"]
+    journal.append_deferred("step_completed", uid="A2")
+    journal.close()
+    assert [e.data["uid"] for e in read_events(path)][-1] == "A2"
