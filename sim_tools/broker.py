@@ -4,7 +4,7 @@ The amqtt broker runs on its own event loop in a daemon thread. amqtt spawns a f
 broadcast and per client handler, so on the caller's loop it would leave tasks behind after every
 publish; on its own loop they are invisible to the caller and are all cancelled when it stops.
 Two amqtt 0.12 bugs are worked around in `_make_amqtt_broker` (see there).
-Both brokers listen on loopback only: never 0.0.0.0 (amqtt's own default).
+Both brokers listen on loopback only: never the wildcard address (amqtt's own default).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import getpass
+import ipaddress
 import logging
 import shutil
 import socket
@@ -24,11 +25,17 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")
+def _is_wildcard(host: str) -> bool:
+    if host in ("", "*"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        return False
 
 
 def _check_host(host: str) -> None:
-    if host in _WILDCARD_HOSTS:
+    if _is_wildcard(host):
         raise ValueError(f"refusing to bind the MQTT broker to {host!r}: use 127.0.0.1")
 
 

@@ -65,6 +65,15 @@ def _enum_ref(name: str) -> str:
     return {"state": "state", "job_outcome": "outcome"}.get(name, name)
 
 
+def _typed_variables(groups: dict[str, dict[str, FieldType]]) -> dict[str, Any]:
+    """Text transports (serial, MQTT) carry every variable by type; enums by member name."""
+    variables: dict[str, Any] = {}
+    for group in groups.values():
+        for name, (typ, _members) in group.items():
+            variables[name] = {"type": typ, "enum": _enum_ref(name)} if typ == "enum" else {"type": typ}
+    return variables
+
+
 def _header(kind: Kind, transport: str) -> dict[str, Any]:
     return {
         "kind": kind.kind,
@@ -129,13 +138,7 @@ def serial_profile(kind: Kind) -> dict[str, Any]:
     def line(names: list[str]) -> str:
         return " ".join(f"{_key(n)}={{{n}}}" for n in names)
 
-    variables: dict[str, Any] = {}
-    for group in groups.values():
-        for name, (typ, _members) in group.items():
-            spec: dict[str, Any] = {"type": typ}
-            if typ == "enum":
-                spec["enum"] = _enum_ref(name)
-            variables[name] = spec
+    variables = _typed_variables(groups)
     setpoints = list(groups["setpoint"])
     return _header(kind, "serial") | {
         "terminator": "\r\n",
@@ -158,13 +161,7 @@ def serial_profile(kind: Kind) -> dict[str, Any]:
 
 def mqtt_profile(kind: Kind) -> dict[str, Any]:
     groups = kind_variables(kind)
-    variables: dict[str, Any] = {}
-    for group in groups.values():
-        for name, (typ, _members) in group.items():
-            spec: dict[str, Any] = {"type": typ}
-            if typ == "enum":
-                spec["enum"] = _enum_ref(name)
-            variables[name] = spec
+    variables = _typed_variables(groups)
     return _header(kind, "mqtt") | {
         "qos": 1,
         "enums": _enums(groups),
