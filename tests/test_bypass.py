@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from drivers.kinds.ball_mounter import BallMounterRecipe
-from drivers.line import LineConfig
+from drivers.line import LineConfig, apply_endpoints, load_line
 from drivers.tool import ProcessState, ToolStatus
 from sequencer.control import RunState
 from sequencer.interlocks import Bypass, BypassRefused, StepContext, check_bypassable, evaluate_permissives
@@ -20,6 +21,16 @@ from sequencer.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from tests.test_sequencer_e2e import _wait_for_state
+
+
+@pytest.fixture(scope="module")
+async def line() -> AsyncIterator[tuple[LineConfig, EmulatedLine]]:
+    """Slower than the shared fast line: a bond then lasts ~130 ms of wall time, so the run interlock's
+    polls see the drifting thermocouple even on a loaded CI machine (at 200000 it lasted ~13 ms)."""
+    config = load_line("emulated").model_copy(update={"time_scale": 20000.0})
+    async with EmulatedLine(config) as emulated:
+        assert emulated.endpoints is not None
+        yield apply_endpoints(config, emulated.endpoints), emulated
 
 
 async def test_band_trip_holds_and_a_bypass_lets_the_run_through(
@@ -55,8 +66,7 @@ async def test_band_trip_holds_and_a_bypass_lets_the_run_through(
 
 async def test_bypass_refusals_over_the_socket(line: tuple[LineConfig, EmulatedLine], runs: Path) -> None:
     config, _ = line
-    slow = config.model_copy(update={"time_scale": 20000.0})
-    task = asyncio.create_task(start_run("flow-b", slow, wafers=2))
+    task = asyncio.create_task(start_run("flow-b", config, wafers=2))
     run_dir = await _wait_for_state(runs, "EXECUTE")
     try:
         cases = {
