@@ -1,5 +1,8 @@
 """Claims 1-7 of process-flows.md ("What a finished stack must satisfy"), checked on a finished traveler.
 
+A flow with `structure: csp` (seed 002, Flow C: one wafer, no bonds) is judged by seed 002's own claims
+1-3 and 5 instead (`csp_claims`): the stack claims 1-7 do not describe it.
+
 The check reads only the traveler, so it judges what was actually built (measured thicknesses at run
 time), not what the flow intended; the same layer rules as the step-by-step check apply (rules.py).
 """
@@ -8,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sequencer.rules import copper, layer_problems
+from drivers.kinds.ball_mounter import ALLOYS
+from sequencer.rules import copper, csp_problems, layer_problems
 from sequencer.traveler import Stack
 
 DEVICE_ROLES = ("pad", "rewiring", "via_electrode", "post")  # a device pattern on the front
@@ -97,8 +101,45 @@ def _claim7(stack: Stack) -> ClaimCheck:
     return _result(7, title, problems, f"diced by {stack.diced_by} after all {len(stack.bonds)} bonds")
 
 
+def csp_claims(stack: Stack) -> list[ClaimCheck]:
+    """Seed 002 claims 1-3 and 5 on every wafer's front (a CSP: terminals through two resin layers)."""
+    structure: list[str] = []
+    rules: dict[str, list[str]] = {"resin-layers-total": [], "first-resin-below-terminal": []}
+    total = rules["resin-layers-total"]
+    melting: list[str] = []
+    for w in stack.wafers:
+        roles = {la.role for la in w.present("front")}
+        missing = [r for r in ("first_resin", "second_resin", "first_terminal", "second_terminal")
+                   if r not in roles]
+        structure += [f"wafer {w.index}: no {r}" for r in missing]
+        structure += [f"wafer {w.index}: {la.material} {la.role} still covers the first terminals"
+                      for la in w.present("front") if la.covers == "first_terminal"]
+        for name, msg in csp_problems(w, "front"):
+            rules[name].append(msg)
+        for first in w.present("front", "first_terminal"):
+            for second in w.present("front", "second_terminal"):
+                a, b = ALLOYS.get(first.material), ALLOYS.get(second.material)
+                if a is None or b is None or a.solidus_c <= b.liquidus_c:
+                    melting.append(f"wafer {w.index}: first {first.material} does not melt above second "
+                                   f"{second.material}")
+    return [
+        _result(1, "first terminals on the re-wiring through resin layer 1, buried in resin layer 2, "
+                "exposed, second terminals on them", structure, f"{stack.size} wafer(s) complete"),
+        _result(2, "resin layers 1 + 2 total 50-500 um", [m for m in total if "outside" in m],
+                "within 50-500 um"),
+        _result(3, "first terminal at least as high as resin layers 1 + 2; layer 1 thinner than it",
+                [m for m in total if "outside" not in m] + rules["first-resin-below-terminal"],
+                "terminal height covers the resin"),
+        _result(5, "first terminal's alloy melts higher than the second's", melting, "first alloy's solidus "
+                "above the second alloy's liquidus"),
+    ]
+
+
 def check_claims(stack: Stack) -> list[ClaimCheck]:
-    """Claims 1-7 in order; optional features (heat-radiation layer, resin seal) pass when absent."""
+    """Claims 1-7 in order; optional features (heat-radiation layer, resin seal) pass when absent.
+    A csp traveler gets seed 002's claims instead."""
+    if stack.structure == "csp":
+        return csp_claims(stack)
     return [
         _claim1(stack),
         _claim2(stack),

@@ -21,7 +21,12 @@ Face = Literal["front", "back"]
 Role = Literal[
     "pad", "insulating", "passivation", "barrier", "seed", "rewiring", "via_electrode", "post",
     "post_barrier", "resist", "resin_seal", "protective_film", "heat_radiation", "solder",
+    # seed 002 (structure: csp): two insulating resin layers around solder terminals on the re-wiring.
+    # A terminal's thickness is its height; its material is its solder alloy.
+    "first_resin", "second_resin", "first_terminal", "second_terminal",
 ]
+CSP_RESINS = ("first_resin", "second_resin")  # stacked from the terminal sites up
+CSP_TERMINALS = ("first_terminal", "second_terminal")  # stand on the terminal sites
 Number = float | str  # a value in um, or "result.<field>" / "recipe.<field>"
 # The value used in check mode; `nominal_um` is accepted as a synonym.
 Nominal = Annotated[Number | None, Field(validation_alias=AliasChoices("nominal", "nominal_um"))]
@@ -82,6 +87,7 @@ class LayerEffect(_Effect):
     thickness_um: Number
     nominal: Nominal = None
     lines_holes: bool = Field(default=False, description="also covers the through-hole side walls (A9)")
+    covers: Role | None = Field(default=None, description="a thin skin of it covers these features (C5)")
 
 
 class PlateEffect(_Effect):
@@ -118,6 +124,16 @@ class UpdateEffect(_Effect):
     patterned: bool | None = None
 
 
+class PlanarizeEffect(_Effect):
+    """Grind / polish a face flat at `to` um above the terminal sites (C6): resin layers and terminals
+    are cut down to it, and a skin over the `expose` features is cut open once `to` reaches their tops."""
+
+    face: Face | None = None
+    to: Number
+    nominal: Nominal = None
+    expose: Role | None = None
+
+
 class DiceEffect(_Effect):
     """The stack is cut into packages: nothing at wafer level may follow."""
 
@@ -133,6 +149,7 @@ class Effect(_Effect):
     open_holes: HolesEffect | None = None
     layer: LayerEffect | None = None
     plate: PlateEffect | None = None
+    planarize: PlanarizeEffect | None = None
     bond: BondEffect | None = None
     dice: DiceEffect | None = None
 

@@ -23,6 +23,7 @@ from sequencer.effects import Effect, Face, check_refs
 
 FLOW_DIR = Path(__file__).resolve().parents[1] / "configs" / "flows"
 WAFER_RANGE = (2, 8)  # seed 001: "generally about 2 to 8 and is preferably 4"
+Structure = Literal["stack", "csp"]  # stack: seed 000/001 claims 1-7; csp: seed 002's own rules
 WaferRef = Literal["lowermost", "uppermost", "current", "below"]
 
 
@@ -91,7 +92,7 @@ class StepSpec(BaseModel):
                                            recipe_problems(tool.recipe_model, exc))) from None
             problems = check_refs(self.effect, self.kind, set(tool.recipe_model.model_fields),
                                   set(tool.result_model.model_fields))
-        for action in ("layer", "plate", "remove", "update"):
+        for action in ("layer", "plate", "remove", "update", "planarize"):
             part = getattr(self.effect, action)
             if part is not None and part.face is None and self.face is None:
                 problems.append(f"effect.{action}.face: needed (the step has no face)")
@@ -120,6 +121,8 @@ FlowItem = Annotated[
 
 
 class WaferCount(BaseModel):
+    """Stack sizes a flow runs (2-8); a `structure: csp` flow runs exactly one wafer (Flow._single)."""
+
     model_config = ConfigDict(extra="forbid")
     default: int = Field(default=4, ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
     min: int = Field(default=WAFER_RANGE[0], ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
@@ -144,9 +147,21 @@ class Flow(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     title: str
     source: str
+    structure: Structure = "stack"
     wafers: WaferCount = Field(default_factory=WaferCount)
     substrate: Substrate
     steps: list[FlowItem] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single(cls, data: Any) -> Any:
+        """A csp flow (seed 002) is one wafer, below a stack's 2-8: its count is fixed, not validated."""
+        if not isinstance(data, dict) or data.get("structure") != "csp":
+            return data
+        one = {"default": 1, "min": 1, "max": 1}
+        if data.get("wafers", one) != one:
+            raise ValueError(f"wafers: a csp flow runs exactly one wafer: {one} (got {data['wafers']})")
+        return {**data, "wafers": WaferCount.model_construct(default=1, min=1, max=1)}
 
     @model_validator(mode="after")
     def _ids(self) -> Self:

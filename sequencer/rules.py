@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sequencer.effects import resolve_text, resolve_um
+from drivers.kinds.ball_mounter import ALLOYS
+from sequencer.effects import CSP_RESINS, CSP_TERMINALS, resolve_text, resolve_um
 from sequencer.flow import Step
 from sequencer.traveler import Layer, Stack, Wafer, permissive_checks
 
@@ -25,6 +26,7 @@ THIN_FILM_KINDS = ("sputterer",)  # claim 3: sputtering or vacuum deposition
 MIN_WAFER_UM = 50.0
 GRIND_START_TOL = 0.05  # the grinder's gauge finds the wafer; a start 5 % off means a wrong recipe
 MATERIAL_FIELDS = ("material", "metal", "film")
+CSP_RESIN_TOTAL_UM = (50.0, 500.0)  # seed 002 claim 2: resin layers 1 + 2 total 50-500 um
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,32 @@ def _wafer_size(stack: Stack, step: Step) -> Found:
     return out
 
 
+def _second_reflow(stack: Stack, step: Step) -> Found:
+    """Seed 002 claim 5: a reflow after the first terminals exist must not remelt them. Strict reading:
+    the peak stays below the first alloy's SOLIDUS (a pasty terminal is already remelting)."""
+    r, e = step.recipe, step.effect
+    if step.kind != "ball_mounter" or getattr(r, "operation", "mount") == "mount":
+        return []
+    if CSP_TERMINALS[0] in {e.layer.role if e.layer else None, e.update.role if e.update else None}:
+        return []  # the reflow that forms the first terminals themselves
+    out: Found = []
+    for face in ("front", "back"):
+        for la in stack.wafer(step.wafer).present(face, CSP_TERMINALS[0]):
+            peak, alloy = float(getattr(r, "peak_temp_c", 0.0)), ALLOYS.get(la.material)
+            second = getattr(r, "alloy", "?")
+            if alloy is None:
+                out.append(("second-reflow-remelts-first", f"first terminal alloy {la.material} is not in "
+                            f"the alloy table {sorted(ALLOYS)}: its melting point is unknown"))
+            elif peak >= alloy.solidus_c:
+                out.append(("second-reflow-remelts-first", f"second reflow of {second} peaks at "
+                            f"{peak:g} C, not below the first terminal's {la.material} solidus "
+                            f"{alloy.solidus_c:g} C: the first terminals would remelt (seed 002 claim 5)"))
+    return out
+
+
 PRE_RULES: tuple[Callable[[Stack, Step], Found], ...] = (
     _bond_orientation, _dicing, _through_holes, _hole_opening, _rewiring_via, _thin, _recipe_material,
-    _wafer_size,
+    _wafer_size, _second_reflow,
 )
 
 
@@ -209,12 +234,38 @@ def layer_problems(stack: Stack, w: Wafer, face: str, la: Layer) -> Found:
     return out
 
 
+def csp_problems(w: Wafer, face: str) -> Found:
+    """Seed 002 claims 2-3 and [0016] on one face: the resin layers against the first terminal's height."""
+    out: Found = []
+    resins = {role: w.present(face, role) for role in CSP_RESINS}
+    terminals = w.present(face, CSP_TERMINALS[0])
+    height = min((la.thickness_um for la in terminals), default=None)
+    where = f"wafer {w.index} {face}"
+    for la in resins["first_resin"]:
+        if height is not None and la.thickness_um >= height:
+            out.append(("first-resin-below-terminal", f"{where}: first resin layer {la.material} "
+                        f"{la.thickness_um:g} um is not thinner than the {height:g} um first terminal"))
+    if resins["first_resin"] and resins["second_resin"]:
+        total = sum(la.thickness_um for role in CSP_RESINS for la in resins[role])
+        lo, hi = CSP_RESIN_TOTAL_UM
+        if not lo <= total <= hi:
+            out.append(("resin-layers-total", f"{where}: resin layers 1 + 2 total {total:g} um, outside "
+                                              f"{lo:g}-{hi:g} um (seed 002 claim 2)"))
+        if height is not None and total > height:
+            out.append(("resin-layers-total", f"{where}: resin layers 1 + 2 total {total:g} um, more than "
+                                              f"the {height:g} um first terminal height (seed 002 claim 3)"))
+    return out
+
+
 def after_step(stack: Stack, step: Step) -> list[Violation]:
     """Violations in the layers this step formed or changed, as the traveler recorded them."""
     out: list[Violation] = []
     for index in step.touches:
         w = stack.wafer(index)
         for face in ("front", "back"):
+            csp = (*CSP_RESINS, *CSP_TERMINALS)
+            if [la for la in w.layers(face) if la.last_step == step.uid and la.role in csp]:
+                out += [Violation(step.uid, n, m) for n, m in csp_problems(w, face)]
             for la in w.layers(face):
                 if la.last_step == step.uid and la.present:
                     out += [Violation(step.uid, n, m) for n, m in layer_problems(stack, w, face, la)]

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from drivers.errors import ConfigError
-from sequencer.effects import Face, resolve_text, resolve_um
+from sequencer.effects import CSP_RESINS, CSP_TERMINALS, Face, resolve_text, resolve_um
 from sequencer.flow import Flow, Step
 
 
@@ -52,6 +52,7 @@ class Layer(Record):
     cured: bool = False
     patterned: bool = False
     lines_holes: bool = False
+    covers: str | None = None  # role of the features its thin skin still covers (C5, until C6 cuts it)
     last_step: str = ""  # uid of the last step that formed or changed it
     removed_by: str | None = None
     removed_at: str | None = None
@@ -114,6 +115,7 @@ class HistoryEntry(Record):
 class Stack(BaseModel):
     stack_id: str
     flow: str
+    structure: str = "stack"  # the flow's: which finished-structure claims apply (claims.py)
     wafers: list[Wafer]
     bonds: list[Bond] = Field(default_factory=list)
     diced: bool = False
@@ -138,7 +140,7 @@ def new_stack(flow: Flow, wafers: int, stack_id: str) -> Stack:
     if not lo <= wafers <= hi:
         raise ConfigError(f"flow {flow.name}: {wafers} wafers is outside the flow's range {lo}-{hi}")
     sub = flow.substrate
-    return Stack(stack_id=stack_id, flow=flow.name, wafers=[
+    return Stack(stack_id=stack_id, flow=flow.name, structure=flow.structure, wafers=[
         Wafer(index=i, material=sub.material, thickness_um=sub.thickness_um, diameter_mm=sub.diameter_mm)
         for i in range(1, wafers + 1)
     ])
@@ -196,7 +198,7 @@ def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, to
     if e.layer is not None:
         um, measured = resolve_um(e.layer.thickness_um, e.layer.nominal, r, result)
         layer(step.face_for(e.layer.face), resolve_text(e.layer.material, r), e.layer.role, um, measured,
-              lines_holes=e.layer.lines_holes)
+              lines_holes=e.layer.lines_holes, covers=e.layer.covers)
         for h in w.holes if e.layer.lines_holes else []:
             h.lined_by = h.lined_by or step.uid
     if e.plate is not None:
@@ -209,6 +211,8 @@ def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, to
                     h.filled_by = step.uid
                     layer(face, metal, "via_electrode", h.depth_um, measured)
         layer(face, metal, e.plate.role, um, measured)
+    if e.planarize is not None:
+        _planarize(w, step, resolve_um(e.planarize.to, e.planarize.nominal, r, result))
     if e.bond is not None:
         lower = stack.wafer(step.wafer - 1)
         through = lower.top(e.bond.lower_face)
@@ -227,6 +231,27 @@ def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, to
         if touched.state in (E90State.NEEDS_PROCESSING, E90State.IN_PROCESS):
             done = index in step.final_for
             touched.state = E90State.PROCESSED if done else E90State.IN_PROCESS
+
+
+def _planarize(w: Wafer, step: Step, to: tuple[float, bool]) -> None:
+    """Cut a face flat at `to` um above the terminal sites: terminals down to it, the resin stack too."""
+    assert step.effect.planarize is not None
+    height, measured = to
+    face, expose = step.face_for(step.effect.planarize.face), step.effect.planarize.expose
+    reached = any(la.thickness_um >= height for la in w.present(face, expose)) if expose else False
+    base = 0.0
+    for la in w.present(face):
+        if la.role in CSP_TERMINALS:
+            left = min(la.thickness_um, height)
+        elif la.role in CSP_RESINS:
+            left = max(0.0, min(la.thickness_um, height - base))
+            base += left
+        else:
+            continue
+        if left < la.thickness_um:
+            la.thickness_um, la.measured, la.last_step = round(left, 4), measured, step.uid
+        if reached and la.covers == expose:
+            la.covers, la.last_step = None, step.uid
 
 
 def permissive_checks(stack: Stack, step: Step) -> list[tuple[str, str]]:
@@ -259,6 +284,13 @@ def permissive_checks(stack: Stack, step: Step) -> list[tuple[str, str]]:
             out.append(("plating-without-seed", f"no seed layer on the {face} of wafer {w.index}"))
         if e.plate.rewiring_and_via and not [h for h in w.holes if h.opened_by and not h.filled_by]:
             out.append(("holes-not-opened", f"wafer {w.index}: no through-holes opened to the wiring below"))
+    if e.layer is not None and e.layer.role == "second_terminal":
+        face = step.face_for(e.layer.face)
+        skins = [la for la in w.present(face) if la.covers == "first_terminal"]
+        if not w.present(face, "first_terminal") or skins:
+            why = f"{skins[0].material} {skins[0].role} still covers them" if skins else "there are none"
+            out.append(("terminals-exposed", f"wafer {w.index}: second terminals need exposed first "
+                                             f"terminals on the {face} ({why})"))
     if e.open_holes is not None and not w.holes:
         out.append(("holes-not-opened", f"wafer {w.index} has no through-holes to open"))
     wanted: list[tuple[Face | None, list[str]]] = [(e.update.face, [e.update.role])] if e.update else []
