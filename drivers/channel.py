@@ -8,7 +8,6 @@ idempotent) while commands are never retried (the tool may already have acted on
 from __future__ import annotations
 
 import asyncio
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -191,5 +190,3 @@ def describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
 
-
-log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -251,12 +251,3 @@ class Tool(Generic[R, S]):
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ProtocolError(self.name, f"status does not fit the contract: {exc}") from exc
-
-
-def kind_summary(tool_cls: type[Tool[Any, Any]]) -> dict[str, Any]:
-    """For docs and `waferline tools kinds`: what a kind needs from a profile."""
-    return {
-        "kind": tool_cls.kind,
-        "variables": sorted(tool_cls.required_variables()),
-        "commands": sorted(tool_cls.required_commands()),
-    }

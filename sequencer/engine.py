@@ -195,7 +195,6 @@ class Engine:
             trip = watch(step.kind, step.recipe, status, self.bypasses)
             if trip is not None:
                 raise InterlockTripped(trip)
-            self.observer("poll", step, {"tool": name, "status": status})
 
         self._running = (step, tool, job_id)
         try:

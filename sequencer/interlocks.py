@@ -9,6 +9,7 @@ never be bypassed; the others need a role, a reason and an expiry, and every byp
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,19 +92,20 @@ def _no_alarm(ctx: StepContext) -> str | None:
     return None if a is None else f"tool {ctx.tool} has alarm {a.id}: {a.text}"
 
 
-_IN_RANGE: set[int] = set()  # ids of recipe objects already validated (they are frozen)
+# recipe objects already re-validated; weak, so a new object can never inherit a dead one's verdict
+_IN_RANGE: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _recipe_in_range(ctx: StepContext) -> str | None:
     """Re-validate the step's recipe against its kind's ranges, once per (frozen) recipe object."""
     recipe = ctx.step.recipe
-    if id(recipe) in _IN_RANGE:
+    if recipe in _IN_RANGE:
         return None
     try:
         type(recipe).model_validate(recipe.model_dump())
     except ValueError as exc:
         return f"recipe outside its range: {exc}"
-    _IN_RANGE.add(id(recipe))
+    _IN_RANGE.add(recipe)
     return None
 
 
