@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from types import TracebackType
@@ -125,6 +126,7 @@ class Tool(Generic[R, S]):
         self._status_names = list(
             dict.fromkeys([*CONTRACT_VARIABLES, *self.interlock_inputs, *self.process_values])
         )
+        self._last: tuple[float, ToolStatus] | None = None  # (monotonic s, status) of the last read
 
     @classmethod
     def result_variables(cls) -> tuple[str, ...]:
@@ -165,7 +167,19 @@ class Tool(Generic[R, S]):
 
     # --- the contract ------------------------------------------------------------------------
     async def status(self) -> ToolStatus:
-        return self._to_status(await self.channel.read(self._status_names))
+        status = self._to_status(await self.channel.read(self._status_names))
+        self._last = (time.monotonic(), status)
+        return status
+
+    def recent_status(self, max_age_s: float | None = None) -> ToolStatus | None:
+        """The last status read if it is younger than `max_age_s` (default: one poll interval, at
+        least 50 ms), else None. A status that fresh is as current as any poll of a running job:
+        a sequencer may judge the next job's permissives on the poll that saw the last job end
+        instead of spending another round trip; the tool still refuses a start it cannot take."""
+        age = max(self.poll_interval_s, 0.05) if max_age_s is None else max_age_s
+        if self._last is None or time.monotonic() - self._last[0] > age:
+            return None
+        return self._last[1]
 
     async def run(self, recipe: R, *, job_id: int | None = None, monitor: Monitor | None = None) -> S:
         """Start the recipe and wait for the job to end; return the tool's measurements.
@@ -177,12 +191,15 @@ class Tool(Generic[R, S]):
         job = await self.start(recipe, job_id=job_id)
         return await self.wait(job, recipe, monitor=monitor)
 
-    async def start(self, recipe: R, *, job_id: int | None = None) -> int:
-        """Check the tool is idle without alarm, send the start; return the job id."""
+    async def start(self, recipe: R, *, job_id: int | None = None, checked: ToolStatus | None = None) -> int:
+        """Check the tool is idle without alarm, send the start; return the job id.
+
+        `checked`: a status the caller has just read and judged (its permissives); it spares a round
+        trip. Without it the tool is asked first."""
         if not isinstance(recipe, self.recipe_model):
             raise TypeError(f"{self.kind} needs a {self.recipe_model.__name__}")
         job = job_id if job_id is not None else new_job_id()
-        before = await self.status()
+        before = checked if checked is not None else await self.status()
         if before.alarm is not None:
             raise ToolAlarm(self.name, before.alarm.id, before.alarm.text)
         if before.state is not ProcessState.IDLE:

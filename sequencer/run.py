@@ -1,10 +1,9 @@
-"""A run from start to finish, or from its journal after a crash.
+"""A run from start to finish: a lot of one or more stacks through a flow on a line.
 
 `start_run` checks the flow (claims and ranges) before touching a tool, opens the journal and the
-run's control socket, connects the drivers of the kinds the flow needs and hands over to the engine.
-`resume_run` rebuilds everything from the journal alone: completed steps are re-applied to a fresh
-traveler from their journaled results (never re-run), started-but-unfinished steps become in-doubt and
-the engine asks their tools what happened.
+run's control socket, connects the drivers of the kinds the flow needs (every tool of those kinds: the
+pools) and hands over to the engine. At the end each stack's traveler is checked against the claims and
+filed with the summary in the run directory. `resume_run` (resume.py) rebuilds a run from its journal.
 """
 
 from __future__ import annotations
@@ -25,14 +24,14 @@ from drivers.tool import Tool
 from sequencer.check import check_flow
 from sequencer.claims import ClaimCheck, check_claims
 from sequencer.control import RunControl, RunState
-from sequencer.engine import Engine, InDoubt, Observer
-from sequencer.flow import Flow, expand, load_flow
-from sequencer.interlocks import Bypass
+from sequencer.engine import Engine, Observer, pools_of
+from sequencer.flow import Flow, Step, expand, load_flow
 from sequencer.journal import Journal
 from sequencer.remote import RemoteControlServer
-from sequencer.rundir import CONTROL_SOCK, JOURNAL, PID, SUMMARY, TRAVELER, create_run_dir, run_dir
-from sequencer.state import rebuild
-from sequencer.traveler import E90State, Stack, apply_step, new_stack, set_state
+from sequencer.rundir import CONTROL_SOCK, JOURNAL, PID, SUMMARY, TRAVELER, create_run_dir
+from sequencer.traveler import Stack, new_stack
+
+MAX_STACKS = 500
 
 
 @dataclass
@@ -41,12 +40,22 @@ class RunOutcome:
     directory: Path
     state: RunState
     held_reason: str | None
-    stack: Stack
-    claims: list[ClaimCheck]
+    stacks: list[Stack]
+    claims_by_stack: dict[str, list[ClaimCheck]]
+
+    @property
+    def stack(self) -> Stack:
+        """The first stack (a one-stack run's only one)."""
+        return self.stacks[0]
+
+    @property
+    def claims(self) -> list[ClaimCheck]:
+        return self.claims_by_stack.get(self.stack.stack_id, [])
 
     @property
     def claims_ok(self) -> bool:
-        return bool(self.claims) and all(c.ok for c in self.claims)
+        checks = [self.claims_by_stack.get(s.stack_id, []) for s in self.stacks]
+        return all(c and all(x.ok for x in c) for c in checks)
 
 
 def refuse_bad_flow(flow: Flow, wafers: int) -> None:
@@ -57,8 +66,13 @@ def refuse_bad_flow(flow: Flow, wafers: int) -> None:
         raise ConfigError(f"flow {flow.name} with {wafers} wafers is refused:\n  " + "\n  ".join(lines))
 
 
+def stack_ids(run_id: str, count: int) -> list[str]:
+    return [f"{run_id}-S{i}" for i in range(1, count + 1)]
+
+
 @asynccontextmanager
-async def _connected(line: LineConfig, kinds: set[str]) -> AsyncIterator[dict[str, Tool[Any, Any]]]:
+async def connected(line: LineConfig, kinds: set[str]) -> AsyncIterator[dict[str, Tool[Any, Any]]]:
+    """Drivers for every tool of the line of the given kinds (the pools), connected; closed after."""
     tools = {cfg.name: make_tool(cfg, line) for cfg in line.tools if cfg.kind in kinds}
     missing = kinds - {t.kind for t in tools.values()}
     if missing:
@@ -73,8 +87,14 @@ async def _connected(line: LineConfig, kinds: set[str]) -> AsyncIterator[dict[st
                 await tool.close()
 
 
-async def _drive(directory: Path, journal: Journal, control: RunControl, line: LineConfig,
-                 steps: list[Any], who: str, engine_args: dict[str, Any]) -> RunOutcome:
+def line_pools(line: LineConfig, steps: list[Step]) -> dict[str, list[str]]:
+    kinds = {s.kind for s in steps if s.kind}
+    return {k: [t.name for t in line.tools if t.kind == k] for k in sorted(kinds)}
+
+
+async def drive(directory: Path, journal: Journal, control: RunControl, line: LineConfig,
+                steps: list[Step], who: str, engine_args: dict[str, Any]) -> RunOutcome:
+    """Serve run control, connect the pools, execute the lot, file travelers, claims and the summary."""
     on_control = engine_args.pop("on_control", None)
     if on_control is not None:
         on_control(control)  # e.g. the CLI's Ctrl-C handler asks this control for a stop
@@ -82,21 +102,23 @@ async def _drive(directory: Path, journal: Journal, control: RunControl, line: L
     server = RemoteControlServer(control, directory / CONTROL_SOCK)
     await server.start()
     try:
-        async with _connected(line, {s.kind for s in steps if s.kind}) as tools:
+        async with connected(line, {s.kind for s in steps if s.kind}) as tools:
             engine = Engine(run_id=journal.run_id, steps=steps, tools=tools, journal=journal, control=control,
                             **engine_args)
             server.on_bypass = engine.grant_bypass
             if control.state is RunState.IDLE:
                 control.command("start", who=who, why="run started")
             state = await engine.execute()
-        stack: Stack = engine.stack
-        claims = check_claims(stack) if state is RunState.COMPLETING else []
-        journal.append("traveler", stack=json.loads(stack.model_dump_json()),
-                       claims=[c.__dict__ for c in claims])
-        (directory / TRAVELER).write_text(stack.model_dump_json(indent=2))
+        stacks = engine.stacks
+        claims = {s.stack_id: check_claims(s) for s in stacks} if state is RunState.COMPLETING else {}
+        travelers = [json.loads(s.model_dump_json()) for s in stacks]
+        journal.append("traveler", stacks=travelers,
+                       claims={sid: [c.__dict__ for c in cs] for sid, cs in claims.items()})
+        filed = {"run_id": journal.run_id, "stacks": travelers}
+        (directory / TRAVELER).write_text(json.dumps(filed, indent=2))
         if state is RunState.COMPLETING:
-            state = control.state_complete(why="traveler and claims check filed")
-        outcome = RunOutcome(journal.run_id, directory, state, control.held_reason, stack, claims)
+            state = control.state_complete(why="travelers and claims check filed")
+        outcome = RunOutcome(journal.run_id, directory, state, control.held_reason, stacks, claims)
         (directory / SUMMARY).write_text(json.dumps(summary(outcome, steps), indent=2))
         return outcome
     finally:
@@ -104,83 +126,48 @@ async def _drive(directory: Path, journal: Journal, control: RunControl, line: L
         (directory / PID).unlink(missing_ok=True)
 
 
-def summary(outcome: RunOutcome, steps: list[Any]) -> dict[str, Any]:
+def _claims_json(checks: list[ClaimCheck]) -> list[dict[str, Any]]:
+    return [{"claim": c.claim, "title": c.title, "ok": c.ok, "detail": c.detail} for c in checks]
+
+
+def summary(outcome: RunOutcome, steps: list[Step]) -> dict[str, Any]:
+    first = outcome.stack
     return {
         "run_id": outcome.run_id, "state": outcome.state.value, "held_reason": outcome.held_reason,
-        "steps": len(steps), "stack_id": outcome.stack.stack_id, "flow": outcome.stack.flow,
-        "wafers": [{"index": w.index, "state": str(w.state)} for w in outcome.stack.wafers],
-        "claims": [{"claim": c.claim, "title": c.title, "ok": c.ok, "detail": c.detail}
-                   for c in outcome.claims],
-        "claims_ok": outcome.claims_ok,
+        "steps": len(steps), "stack_id": first.stack_id, "flow": first.flow,
+        "wafers": [{"index": w.index, "state": str(w.state)} for w in first.wafers],
+        "claims": _claims_json(outcome.claims), "claims_ok": outcome.claims_ok,
+        "stacks": [{"stack_id": s.stack_id,
+                    "wafers": [{"index": w.index, "state": str(w.state)} for w in s.wafers],
+                    "claims": _claims_json(outcome.claims_by_stack.get(s.stack_id, [])),
+                    "claims_ok": bool(outcome.claims_by_stack.get(s.stack_id))
+                    and all(c.ok for c in outcome.claims_by_stack[s.stack_id])}
+                   for s in outcome.stacks],
     }
 
 
 async def start_run(
-    flow_name: str, line: LineConfig, *, wafers: int | None = None, who: str = "operator",
+    flow_name: str, line: LineConfig, *, wafers: int | None = None, stacks: int = 1, who: str = "operator",
     observer: Observer | None = None, sync: Literal["normal", "full"] = "normal",
     on_control: Callable[[RunControl], None] | None = None,
 ) -> RunOutcome:
+    """Run a lot of `stacks` stacks of `wafers` wafers through the flow on the line's pools."""
+    if not 1 <= stacks <= MAX_STACKS:
+        raise ConfigError(f"stacks: {stacks} is outside 1-{MAX_STACKS}")
     flow = load_flow(flow_name)
     n = wafers or flow.wafers.default
     refuse_bad_flow(flow, n)
     steps = expand(flow, n)
     directory = create_run_dir()
     run_id = directory.name
-    stack = new_stack(flow, n, f"{run_id}-S1")
+    lot = [new_stack(flow, n, sid) for sid in stack_ids(run_id, stacks)]
     with Journal(directory / JOURNAL, run_id, sync=sync) as journal:
         journal.append("run_created", flow=flow.name, wafers=n, line=line.name, time_scale=line.time_scale,
-                       stack_id=stack.stack_id, steps=[s.uid for s in steps])
+                       stack_id=lot[0].stack_id, stacks=[s.stack_id for s in lot],
+                       pools=line_pools(line, steps), steps=[s.uid for s in steps])
         control = RunControl(journal)
-        return await _drive(directory, journal, control, line, steps, who,
-                            {"stack": stack, "observer": observer, "on_control": on_control})
+        return await drive(directory, journal, control, line, steps, who,
+                           {"stacks": lot, "observer": observer, "on_control": on_control})
 
 
-def replay_journal(
-    events: list[Any], steps: list[Any], stack: Stack
-) -> tuple[set[str], dict[str, InDoubt]]:
-    """Re-apply completed steps from their journaled results; collect the in-doubt ones."""
-    by_uid = {s.uid: s for s in steps}
-    completed: set[str] = set()
-    in_doubt: dict[str, InDoubt] = {}
-    for ev in events:
-        uid = ev.data.get("uid")
-        if ev.kind == "step_started":
-            in_doubt[uid] = InDoubt(ev.data["tool"], ev.data["job_id"], ev.data.get("tool_job_before", 0))
-        elif ev.kind == "step_recovered" and ev.data.get("outcome") == "NOT_STARTED":
-            in_doubt.pop(uid, None)
-        elif ev.kind == "step_completed":
-            in_doubt.pop(uid, None)
-            completed.add(uid)
-            apply_step(stack, by_uid[uid], ev.data.get("result"), tool=ev.data.get("tool", "-"), at=ev.ts)
-        elif ev.kind == "step_failed":
-            in_doubt.pop(uid, None)
-            if ev.data.get("started", True):
-                set_state(stack, by_uid[uid].wafer, E90State(ev.data.get("wafer_state", "ABORTED")))
-        elif ev.kind == "step_unknown":
-            set_state(stack, by_uid[uid].wafer, E90State.UNKNOWN)
-    return completed, in_doubt
-
-
-async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
-                     observer: Observer | None = None,
-                     on_control: Callable[[RunControl], None] | None = None) -> RunOutcome:
-    directory = run_dir(run_id)
-    journal = Journal.open_existing(directory / JOURNAL)
-    with journal:
-        events = journal.events()
-        snap = rebuild(events)
-        flow = load_flow(snap.flow)
-        steps = expand(flow, snap.wafers)
-        stack = new_stack(flow, snap.wafers, snap.stack_id)
-        completed, in_doubt = replay_journal(events, steps, stack)
-        if snap.state in (RunState.COMPLETE, RunState.ABORTED, RunState.STOPPED):
-            raise ConfigError(f"run {run_id} already ended {snap.state}; nothing to resume")
-        journal.append("note", text=f"resumed by {who}: {len(completed)} step(s) done, "
-                                    f"{len(in_doubt)} in doubt ({', '.join(in_doubt) or 'none'})")
-        control = RunControl(journal, snap.state, held_reason=snap.held_reason)
-        bypasses = [b for b in (Bypass(**{k: e.data[k] for k in ("interlock", "role", "reason", "who",
-                                                                  "expires_at")})
-                                for e in events if e.kind == "bypass") if b.active()]
-        return await _drive(directory, journal, control, line, steps, who,
-                            {"stack": stack, "observer": observer, "completed": completed,
-                             "in_doubt": in_doubt, "on_control": on_control, "bypasses": bypasses})
+__all__ = ["RunOutcome", "connected", "drive", "pools_of", "refuse_bad_flow", "start_run", "summary"]

@@ -58,6 +58,8 @@ class RunSnapshot(BaseModel):
     line: str = ""
     time_scale: float = 1.0
     stack_id: str = ""
+    stacks: list[str] = Field(default_factory=list)  # a lot's stack ids (older journals: empty)
+    pools: dict[str, list[str]] = Field(default_factory=dict)  # kind -> tool names the run dispatched over
     state: RunState = RunState.IDLE
     held_reason: str | None = None
     steps: dict[str, StepRecord] = Field(default_factory=dict)
@@ -84,6 +86,8 @@ _STEP_STATUS: dict[str, StepStatus] = {
 def _apply_step(snap: RunSnapshot, ev: Event) -> None:
     d = ev.data
     uid = str(d.get("uid"))
+    if d.get("stack") and d.get("stack") != snap.stack_id:
+        uid = f"{d['stack']}/{uid}"  # a lot's other stacks: "<stack id>/<uid>"; the first keeps bare uids
     prev = snap.steps.get(uid)
     status = _STEP_STATUS[ev.kind]
     if status == "pending" and prev is not None and prev.status != "pending":
@@ -111,7 +115,7 @@ def _apply(snap: RunSnapshot, ev: Event) -> None:
     d = ev.data
     if ev.kind == "run_created":
         snap.created = True
-        for name in ("flow", "wafers", "line", "time_scale", "stack_id"):
+        for name in ("flow", "wafers", "line", "time_scale", "stack_id", "stacks", "pools"):
             if name in d:
                 setattr(snap, name, d[name])
     elif ev.kind == "state":
@@ -129,7 +133,7 @@ def _apply(snap: RunSnapshot, ev: Event) -> None:
     elif ev.kind == "alarm":
         snap.alarms.append({**d, "seq": ev.seq, "ts": ev.ts})
     elif ev.kind == "traveler":
-        snap.traveler = d.get("stack")
+        snap.traveler = d.get("stack") or (d.get("stacks") or [None])[0]
 
 
 def rebuild(journal_or_events: Journal | Path | Iterable[Event]) -> RunSnapshot:

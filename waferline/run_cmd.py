@@ -19,7 +19,8 @@ from rich.table import Table
 from drivers.errors import WaferlineError
 from sequencer.control import InvalidTransition, RunControl
 from sequencer.remote import send_command
-from sequencer.run import RunOutcome, resume_run, start_run
+from sequencer.resume import resume_run
+from sequencer.run import RunOutcome, start_run
 from sequencer.rundir import run_dir
 from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
 from waferline.live import live_line, resolve_endpoints
@@ -32,20 +33,22 @@ EXIT = {"COMPLETE": 0, "HELD": 3, "STOPPED": 4, "ABORTED": 5}
 class ProgressObserver:
     """Rich progress: a bar over the steps, a line per completed step, holds in red."""
 
-    def __init__(self, progress: Progress, total: int) -> None:
+    def __init__(self, progress: Progress, total: int, stacks: int = 1) -> None:
         self.progress = progress
         self.task = progress.add_task("starting", total=total)
+        self.many = stacks > 1
 
     def __call__(self, event: str, step: Any, info: dict[str, Any]) -> None:
+        where = f"{info.get('stack', '').rsplit('-', 1)[-1]} {step.uid}" if self.many else step.uid
         if event == "started":
-            self.progress.update(self.task, description=f"{step.uid} {step.title[:40]} on {info['tool']}")
+            self.progress.update(self.task, description=f"{where} {step.title[:40]} on {info['tool']}")
         elif event == "completed":
             self.progress.advance(self.task)
         elif event == "held":
-            held = f"HELD at {step.uid}: {info['interlock']}: {info['reason']}"
+            held = f"HELD at {where}: {info['interlock']}: {info['reason']}"
             self.progress.console.print(f"[red]{held}[/red]")
         elif event == "failed":
-            self.progress.console.print(f"[red]{step.uid} failed on {info['tool']}: {info['reason']}[/red]")
+            self.progress.console.print(f"[red]{where} failed on {info['tool']}: {info['reason']}[/red]")
 
 
 def stop_on_ctrl_c(control: RunControl) -> None:
@@ -72,8 +75,13 @@ def _report(outcome: RunOutcome) -> None:
     for c in outcome.claims:
         table.add_row(f"{c.claim} {c.title}", "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
     console.print(table)
-    wafers = ", ".join(f"w{w.index} {w.state}" for w in outcome.stack.wafers)
-    console.print(f"stack {outcome.stack.stack_id}: {wafers}")
+    if len(outcome.stacks) > 1:
+        bad = [s for s, cs in outcome.claims_by_stack.items() if not all(c.ok for c in cs)]
+        console.print(f"{len(outcome.stacks)} stacks; the table is {outcome.stack.stack_id}'s; claims "
+                      + (f"[red]FAILED for {', '.join(bad)}[/red]" if bad else "ok for every stack"))
+    for stack in outcome.stacks[:1] if len(outcome.stacks) > 8 else outcome.stacks:
+        wafers = ", ".join(f"w{w.index} {w.state}" for w in stack.wafers)
+        console.print(f"stack {stack.stack_id}: {wafers}")
     if outcome.held_reason:
         console.print(f"[red]held: {outcome.held_reason}[/red]")
     console.print(f"run directory: {outcome.directory} (journal, traveler.json, summary.json)")
@@ -110,6 +118,7 @@ def run(
     flow: str = typer.Argument("flow-a", help="flow name (configs/flows) or YAML path"),
     line: str = LINE_OPT,
     wafers: int | None = typer.Option(None, "--wafers", help="stack size (the flow's range, default 4)"),
+    stacks: int = typer.Option(1, "--stacks", help="stacks in the lot, run concurrently over the pools"),
     time_scale: float | None = typer.Option(None, "--time-scale", help="tool s per wall s (emulators)"),
     endpoints: Path | None = EPS_OPT,
     journal_sync: str = typer.Option("normal", "--journal-sync", help="normal (kill -9 safe) or full"),
@@ -121,10 +130,10 @@ def run(
     async def factory(resolved: Any, progress: Progress) -> RunOutcome:
         from sequencer.flow import expand, load_flow
 
-        total = len(expand(load_flow(flow), wafers))
-        observer = ProgressObserver(progress, total)
-        return await start_run(flow, resolved, wafers=wafers, observer=observer, on_control=stop_on_ctrl_c,
-                               sync=journal_sync)  # type: ignore[arg-type]
+        total = len(expand(load_flow(flow), wafers)) * stacks
+        observer = ProgressObserver(progress, total, stacks)
+        return await start_run(flow, resolved, wafers=wafers, stacks=stacks, observer=observer,
+                               on_control=stop_on_ctrl_c, sync=journal_sync)  # type: ignore[arg-type]
 
     _go(factory, line, endpoints, time_scale)
 

@@ -1,0 +1,278 @@
+"""One process job: one step of one stack on one tool - permissives, start, watch, outcome.
+
+Per job: permissives -> journal `step_started` (the intent, with the job id and the tool's last job id)
+-> start -> wait with the run interlocks watching every poll -> journal `step_completed` -> only then
+the traveler. A job whose end was not seen (alarm, lost link, controller crash) stays in doubt until its
+tool is asked about that job id (`resolve`): a completed job is recorded and never re-run, a job the tool
+never received is started, anything else marks the wafer UNKNOWN and holds the run.
+
+What a failure does (the run-state table the README documents):
+  permissive refused            -> HELD (interlock, reason); retried on restart
+  tool alarm / band trip        -> HELD; an alarmed job stays in doubt, a band trip aborts the job
+  door opened / EMO mid-step    -> tool job aborted, wafer ABORTED, run ABORTED
+  lost link / timeout mid-step  -> wafer UNKNOWN until the tool answers; HELD
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from drivers.errors import CommandRejected, JobAborted, ToolAlarm, ToolError
+from drivers.tool import JobOutcome, Tool, ToolStatus, new_job_id
+from sequencer.control import RunControl, RunState
+from sequencer.dispatcher import Dispatcher
+from sequencer.flow import Step
+from sequencer.interlocks import (
+    Action,
+    Bypass,
+    InterlockTripped,
+    Refusal,
+    StepContext,
+    evaluate_permissives,
+    watch,
+)
+from sequencer.journal import Journal
+from sequencer.traveler import E90State, Stack, apply_step, set_state, wafer_permissive
+
+log = logging.getLogger(__name__)
+Observer = Callable[[str, Any, dict[str, Any]], None]
+Key = tuple[str, str]  # (stack id, step uid): one process job of the lot
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class InDoubt:
+    """A started job whose end the sequencer has not seen."""
+
+    def __init__(self, tool: str, job_id: int, tool_job_before: int) -> None:
+        self.tool, self.job_id, self.tool_job_before = tool, job_id, tool_job_before
+
+
+@dataclass
+class Lot:
+    """What every process job of a run shares: the stacks, the tools, the journal, run control."""
+
+    run_id: str
+    steps: list[Step]
+    stacks: dict[str, Stack]
+    tools: dict[str, Tool[Any, Any]]
+    journal: Journal
+    control: RunControl
+    dispatcher: Dispatcher
+    observer: Observer
+    completed: set[Key] = field(default_factory=set)
+    in_doubt: dict[Key, InDoubt] = field(default_factory=dict)
+    bypasses: list[Bypass] = field(default_factory=list)
+    running: dict[Key, Tool[Any, Any]] = field(default_factory=dict)  # jobs in a chamber now
+
+
+class ProcessJobs:
+    """Runs, resolves and records process jobs of a lot; run control decides what runs next."""
+
+    def __init__(self, lot: Lot) -> None:
+        self.lot = lot
+
+    async def run(self, order: int, stack: Stack, step: Step) -> None:
+        """One attempt at a step: returns when it completed, failed, held the run or was preempted."""
+        lot, key = self.lot, (stack.stack_id, step.uid)
+        if step.kind is None:
+            self._complete(stack, step, None, "-", 0, {})
+            return
+        if key in lot.in_doubt:
+            name = lot.in_doubt[key].tool
+            lot.dispatcher.reserve(name, stack.stack_id)
+            try:
+                await self._resolve(stack, step)
+            finally:
+                if key not in lot.in_doubt:
+                    lot.dispatcher.release(name, stack.stack_id)
+            return
+        granted = await lot.dispatcher.acquire(step.kind, stack.stack_id, (step.index, order))
+        if granted is None:
+            return  # the run left EXECUTE while this job waited for a tool
+        try:
+            await self._start(stack, step, granted, lot.tools[granted])
+        finally:
+            if key not in lot.in_doubt:
+                lot.dispatcher.release(granted, stack.stack_id)
+
+    async def _start(self, stack: Stack, step: Step, name: str, tool: Tool[Any, Any]) -> None:
+        lot = self.lot
+        try:  # the poll that saw the tool's last job end is fresh enough to PASS the permissives;
+            # a refusal is always judged on a fresh read
+            status = tool.recent_status()
+            if status is None or self._refusals(stack, step, name, status):
+                status = await tool.status()
+        except ToolError as exc:
+            self._hold(stack, step, "tool_reachable", f"{name} does not answer: {exc}")
+            return
+        if lot.control.state is not RunState.EXECUTE or not self._permitted(stack, step, name, status):
+            return
+        job_id = new_job_id()
+        lot.journal.append("step_started", stack=stack.stack_id, uid=step.uid, tool=name, kind=step.kind,
+                           job_id=job_id, tool_job_before=status.job_id,
+                           recipe=step.recipe.model_dump(mode="json") if step.recipe else None)
+        lot.in_doubt[(stack.stack_id, step.uid)] = InDoubt(name, job_id, status.job_id)
+        set_state(stack, step.wafer, E90State.IN_PROCESS)
+        lot.observer("started", step, {"tool": name, "job_id": job_id, "stack": stack.stack_id})
+        try:
+            await tool.start(step.recipe, job_id=job_id, checked=status)
+        except CommandRejected as exc:  # the tool refused: nothing ran
+            lot.in_doubt.pop((stack.stack_id, step.uid))
+            set_state(stack, step.wafer, E90State.NEEDS_PROCESSING)
+            lot.journal.append("step_failed", stack=stack.stack_id, uid=step.uid, tool=name, job_id=job_id,
+                               error="CommandRejected", reason=exc.reason, started=False)
+            self._hold(stack, step, "tool_accepts_start", exc.reason)
+            return
+        except ToolError as exc:
+            self._unknown(stack, step, name, job_id, f"start of job {job_id} not confirmed: {exc}")
+            return
+        if lot.control.abort_requested():  # the abort came while the start was on its way
+            await abort_tool(tool)
+        await self._await_job(stack, step, name, tool, job_id)
+
+    def _refusals(self, stack: Stack, step: Step, name: str, status: ToolStatus) -> list[Refusal]:
+        ctx = StepContext(step, name, status, wafer_permissive(stack, step))
+        return [r for r in evaluate_permissives(ctx, self.lot.bypasses) if r.bypassed_by is None]
+
+    def _permitted(self, stack: Stack, step: Step, name: str, status: ToolStatus) -> bool:
+        lot = self.lot
+        ctx = StepContext(step, name, status, wafer_permissive(stack, step))
+        refusals = evaluate_permissives(ctx, lot.bypasses)
+        for r in refusals:
+            if r.bypassed_by is not None:
+                lot.journal.append("bypass_used", stack=stack.stack_id, uid=step.uid, tool=name,
+                                   interlock=r.interlock, reason=r.reason, role=r.bypassed_by.role,
+                                   who=r.bypassed_by.who)
+        blocking = [r for r in refusals if r.bypassed_by is None]
+        for r in blocking:
+            lot.journal.append("permissive_refused", stack=stack.stack_id, uid=step.uid, tool=name,
+                               interlock=r.interlock, reason=r.reason)
+        if blocking:
+            self._hold(stack, step, blocking[0].interlock, "; ".join(r.reason for r in blocking))
+        return not blocking
+
+    async def _await_job(self, stack: Stack, step: Step, name: str, tool: Tool[Any, Any],
+                         job_id: int) -> None:
+        lot, key = self.lot, (stack.stack_id, step.uid)
+
+        async def monitor(status: ToolStatus) -> None:
+            trip = watch(step.kind or "", step.recipe, status, lot.bypasses)
+            if trip is not None:
+                raise InterlockTripped(trip)
+
+        lot.running[key] = tool
+        try:
+            result = await tool.wait(job_id, step.recipe, monitor=monitor)
+        except InterlockTripped as exc:
+            await self._tripped(stack, step, name, tool, job_id, exc)
+        except JobAborted as exc:
+            self._failed(stack, step, name, job_id, "JobAborted", exc.reason, E90State.ABORTED)
+            if not lot.control.abort_requested():
+                self._hold(stack, step, "job_aborted", exc.reason)
+        except ToolAlarm as exc:  # stays in doubt: the paused job's fate is the operator's call
+            self._hold(stack, step, "tool_alarm", f"{name}: alarm {exc.alarm_id}: {exc.text}")
+        except ToolError as exc:
+            self._unknown(stack, step, name, job_id, f"{type(exc).__name__}: {exc.reason}")
+        else:
+            self._complete(stack, step, result.model_dump(exclude={"tool", "job_id"}), name, job_id, {})
+        finally:
+            lot.running.pop(key, None)
+
+    async def _tripped(self, stack: Stack, step: Step, name: str, tool: Tool[Any, Any], job_id: int,
+                       exc: InterlockTripped) -> None:
+        trip = exc.trip
+        self.lot.journal.append("interlock_tripped", stack=stack.stack_id, uid=step.uid, tool=name,
+                                interlock=trip.interlock, reason=trip.reason, action=trip.action.value)
+        if trip.interlock == "tool_alarm":  # the tool paused its own job: its fate is the operator's call
+            self._hold(stack, step, trip.interlock, trip.reason)
+            return
+        await abort_tool(tool)  # a band trip or a safety input: stop processing this wafer now
+        self._failed(stack, step, name, job_id, "InterlockTripped", trip.reason, E90State.ABORTED)
+        if trip.action is Action.ABORT:
+            self.lot.control.command("abort", who=f"interlock:{trip.interlock}", why=trip.reason)
+        else:
+            self._hold(stack, step, trip.interlock, trip.reason)
+
+    # --- in-doubt jobs ---------------------------------------------------------------------------
+    async def _resolve(self, stack: Stack, step: Step) -> None:
+        lot, key = self.lot, (stack.stack_id, step.uid)
+        doubt = lot.in_doubt[key]
+        tool = lot.tools[doubt.tool]
+        ids = {"stack": stack.stack_id, "uid": step.uid, "tool": doubt.tool, "job_id": doubt.job_id}
+        try:
+            status = await tool.status()
+        except ToolError as exc:
+            self._hold(stack, step, "tool_reachable", f"{doubt.tool} silent about job {doubt.job_id}: {exc}")
+            return
+        if status.job_id == doubt.job_id:
+            lot.journal.append("step_recovered", **ids, outcome=str(status.job_outcome))
+            if status.job_outcome is JobOutcome.COMPLETED:
+                result = await tool.job_result(doubt.job_id)
+                values = result.model_dump(exclude={"tool", "job_id"})
+                self._complete(stack, step, values, doubt.tool, doubt.job_id, {"recovered": True})
+            elif status.job_outcome is JobOutcome.RUNNING and status.alarm is None:
+                set_state(stack, step.wafer, E90State.IN_PROCESS)
+                await self._await_job(stack, step, doubt.tool, tool, doubt.job_id)
+            elif status.job_outcome is JobOutcome.RUNNING:
+                self._hold(stack, step, "tool_alarm", f"{doubt.tool}: alarm {status.alarm.id}: "
+                           f"{status.alarm.text}" if status.alarm else "paused")
+            else:
+                self._failed(stack, step, doubt.tool, doubt.job_id, "JobEnded",
+                             f"job ended {status.job_outcome}", E90State.ABORTED)
+                self._hold(stack, step, "job_ended",
+                           f"job {doubt.job_id} on {doubt.tool}: {status.job_outcome}")
+        elif status.job_id == doubt.tool_job_before and status.job_outcome is not JobOutcome.RUNNING:
+            lot.journal.append("step_recovered", **ids, outcome="NOT_STARTED")  # never reached the tool
+            del lot.in_doubt[key]
+            set_state(stack, step.wafer, E90State.NEEDS_PROCESSING)
+        else:
+            self._unknown(stack, step, doubt.tool, doubt.job_id,
+                          f"{doubt.tool} reports job {status.job_id}, neither ours ({doubt.job_id}) "
+                          f"nor its previous one ({doubt.tool_job_before})")
+
+    # --- outcomes --------------------------------------------------------------------------------
+    def _complete(self, stack: Stack, step: Step, result: dict[str, Any] | None, tool: str, job_id: int,
+                  extra: dict[str, Any]) -> None:
+        lot = self.lot
+        # deferred: committed with the next event; if a crash loses it, resume asks the tool
+        lot.journal.append_deferred("step_completed", stack=stack.stack_id, uid=step.uid, tool=tool,
+                                    job_id=job_id, result=result, **extra)
+        lot.in_doubt.pop((stack.stack_id, step.uid), None)
+        apply_step(stack, step, result, tool=tool, at=now_iso())
+        lot.completed.add((stack.stack_id, step.uid))
+        lot.observer("completed", step, {"tool": tool, "result": result, "stack": stack.stack_id})
+
+    def _failed(self, stack: Stack, step: Step, tool: str, job_id: int, error: str, reason: str,
+                state: E90State) -> None:
+        self.lot.journal.append("step_failed", stack=stack.stack_id, uid=step.uid, tool=tool, job_id=job_id,
+                                error=error, reason=reason, wafer_state=state.value)
+        self.lot.in_doubt.pop((stack.stack_id, step.uid), None)
+        set_state(stack, step.wafer, state)
+        self.lot.observer("failed", step, {"tool": tool, "reason": reason, "stack": stack.stack_id})
+
+    def _unknown(self, stack: Stack, step: Step, tool: str, job_id: int, reason: str) -> None:
+        self.lot.journal.append("step_unknown", stack=stack.stack_id, uid=step.uid, tool=tool, job_id=job_id,
+                                reason=reason)
+        set_state(stack, step.wafer, E90State.UNKNOWN)
+        self._hold(stack, step, "outcome_unknown", f"outcome of {step.uid} on {tool} unknown: {reason}")
+
+    def _hold(self, stack: Stack, step: Step, interlock: str, reason: str) -> None:
+        control = self.lot.control
+        self.lot.observer("held", step, {"interlock": interlock, "reason": reason, "stack": stack.stack_id})
+        if control.state is RunState.EXECUTE:
+            where = step.uid if len(self.lot.stacks) == 1 else f"{stack.stack_id} {step.uid}"
+            control.command("hold", who=f"interlock:{interlock}", why=f"{where}: {reason}")
+
+
+async def abort_tool(tool: Tool[Any, Any]) -> None:
+    try:
+        await tool.abort()
+    except ToolError as exc:
+        log.error("abort of %s failed: %s", tool.name, exc)

@@ -1,0 +1,188 @@
+"""A lot of stacks over pools of tools: concurrency, exactly-once, run control across stacks, resume.
+
+Runs on configs/lines/pools.yaml (two coaters, platers, etchers, sputterers) over the real protocols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from drivers.line import LineConfig, apply_endpoints, load_line
+from sequencer.control import RunState
+from sequencer.journal import Event, read_events
+from sequencer.remote import send_command
+from sequencer.run import RunOutcome, start_run
+from sequencer.rundir import JOURNAL, SUMMARY, TRAVELER
+from sequencer.state import rebuild
+from sim_tools.line import EmulatedLine
+
+
+@pytest.fixture(scope="module")
+async def pools() -> AsyncIterator[tuple[LineConfig, EmulatedLine]]:
+    config = load_line("pools").model_copy(update={"time_scale": 100000.0})
+    async with EmulatedLine(config) as emulated:
+        assert emulated.endpoints is not None
+        yield apply_endpoints(config, emulated.endpoints), emulated
+
+
+def events(outcome: RunOutcome) -> list[Event]:
+    return read_events(outcome.directory / JOURNAL)
+
+
+def t(ev: Event) -> float:
+    return datetime.fromisoformat(ev.ts).timestamp()
+
+
+def jobs_by_tool(evs: list[Event]) -> dict[str, list[tuple[float, float, str]]]:
+    """tool -> [(start, end, stack/uid)] from step_started to the job's end event."""
+    started: dict[tuple[str, str], Event] = {}
+    out: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for ev in evs:
+        key = (ev.data.get("stack", ""), ev.data.get("uid", ""))
+        if ev.kind == "step_started":
+            started[key] = ev
+        elif ev.kind in ("step_completed", "step_failed", "step_unknown") and key in started:
+            s = started.pop(key)
+            out[s.data["tool"]].append((t(s), t(ev), f"{key[0]}/{key[1]}"))
+    return out
+
+
+async def test_a_lot_of_four_stacks_completes_on_the_pools_with_no_tool_doing_two_jobs_at_once(
+    pools: tuple[LineConfig, EmulatedLine], runs: Path
+) -> None:
+    config, _ = pools
+    outcome = await start_run("flow-a", config, wafers=2, stacks=4)
+    assert outcome.state is RunState.COMPLETE and outcome.claims_ok
+    assert [s.stack_id for s in outcome.stacks] == [f"{outcome.run_id}-S{i}" for i in range(1, 5)]
+    evs = events(outcome)
+    created = evs[0].data
+    assert created["stacks"] == [s.stack_id for s in outcome.stacks]
+    assert created["pools"]["coater"] == ["coater1", "coater2"]
+    done = [(e.data["stack"], e.data["uid"]) for e in evs if e.kind == "step_completed"]
+    assert len(done) == len(set(done)) == 4 * len(created["steps"])  # every step of every stack, once
+    by_tool = jobs_by_tool(evs)
+    for tool, jobs in by_tool.items():
+        jobs.sort()
+        for (_s0, e0, a), (s1, _e1, b) in itertools.pairwise(jobs):
+            assert s1 >= e0, f"{tool} ran {b} before {a} ended"
+    for kind in ("coater", "plater", "etcher", "sputterer"):
+        assert len(created["pools"][kind]) == 2
+        assert all(by_tool[name] for name in created["pools"][kind]), f"every {kind} of the pool gets work"
+    stacks_at_once = max(len({j[2].split("/")[0] for tool in by_tool.values() for j in tool
+                              if j[0] <= moment < j[1]}) for moment in (j[0] for v in by_tool.values()
+                                                                        for j in v))
+    assert stacks_at_once >= 3  # the stacks really flow concurrently
+    filed = json.loads((outcome.directory / TRAVELER).read_text())
+    assert [s["stack_id"] for s in filed["stacks"]] == created["stacks"]
+    summary = json.loads((outcome.directory / SUMMARY).read_text())
+    assert [s["claims_ok"] for s in summary["stacks"]] == [True] * 4
+    snap = rebuild(outcome.directory / JOURNAL)
+    assert snap.stacks == created["stacks"] and snap.state is RunState.COMPLETE
+    assert all(r.status == "completed" for r in snap.steps.values())
+
+
+async def _wait_state(run_dir: Path, state: str, limit: float = 30) -> list[Event]:
+    async with asyncio.timeout(limit):
+        while True:
+            evs = read_events(run_dir / JOURNAL) if (run_dir / JOURNAL).exists() else []
+            states = [e.data["to"] for e in evs if e.kind == "state"]
+            if states and states[-1] == state:
+                return evs
+            await asyncio.sleep(0.01)
+
+
+def newest_journal(runs: Path) -> list[Path]:
+    return sorted(runs.glob(f"*/{JOURNAL}"))[-1:]
+
+
+async def _run_dir_when(runs: Path, started: int, limit: float = 30) -> Path:
+    async with asyncio.timeout(limit):
+        while True:
+            found = newest_journal(runs)
+            if found:
+                evs = read_events(found[-1])
+                if sum(e.kind == "step_started" for e in evs) >= started:
+                    return found[-1].parent
+            await asyncio.sleep(0.005)
+
+
+async def test_a_hold_from_one_stack_holds_the_lot_and_restart_finishes_every_stack(
+    pools: tuple[LineConfig, EmulatedLine], runs: Path
+) -> None:
+    config, emulated = pools
+    emulated.tools["mounter1"].set_interlock("n2_ok", False)  # nitrogen off before ball reflow
+    task = asyncio.create_task(start_run("flow-a", config, wafers=2, stacks=3))
+    run_dir = await _run_dir_when(runs, 1)
+    evs = await _wait_state(run_dir, "HELD")
+    held_at = max(e.seq for e in evs if e.kind == "state" and e.data["to"] == "HELD")
+    assert not jobs_in_chamber(evs, held_at), "HELD only once no job is in a chamber"
+    reply = await send_command(run_dir, "status", "test")
+    assert "n2_supply_on" in reply["held_reason"] and "-S" in reply["held_reason"]  # names the stack
+    emulated.tools["mounter1"].set_interlock("n2_ok", True)
+    assert (await send_command(run_dir, "restart", "op", "N2 valve opened"))["ok"]
+    outcome = await asyncio.wait_for(task, 60)
+    assert outcome.state is RunState.COMPLETE and outcome.claims_ok and len(outcome.stacks) == 3
+
+
+def jobs_in_chamber(evs: list[Event], upto: int) -> set[tuple[str, str]]:
+    open_: set[tuple[str, str]] = set()
+    for ev in evs:
+        if ev.seq > upto:
+            break
+        key = (ev.data.get("stack", ""), ev.data.get("uid", ""))
+        if ev.kind == "step_started":
+            open_.add(key)
+        elif ev.kind in ("step_completed", "step_failed", "step_unknown"):
+            open_.discard(key)
+    return open_
+
+
+async def test_stop_finishes_the_jobs_in_the_chambers_and_starts_nothing_new(
+    pools: tuple[LineConfig, EmulatedLine], runs: Path
+) -> None:
+    config, _ = pools
+    slow = config.model_copy(update={"time_scale": 20000.0})
+    task = asyncio.create_task(start_run("flow-a", slow, wafers=2, stacks=3))
+    run_dir = await _run_dir_when(runs, 8)
+    assert (await send_command(run_dir, "stop", "op", "end of shift"))["ok"]
+    outcome = await asyncio.wait_for(task, 60)
+    assert outcome.state is RunState.STOPPED
+    evs = events(outcome)
+    stop = next(e for e in evs if e.kind == "state" and e.data["to"] == "STOPPING")
+    assert [e for e in evs if e.seq > stop.seq and e.kind == "step_started"] == []
+    assert not jobs_in_chamber(evs, evs[-1].seq)  # everything in a chamber finished
+    assert not outcome.claims_ok
+
+
+async def test_abort_aborts_every_job_in_a_chamber(runs: Path) -> None:
+    slow = load_line("pools").model_copy(update={"time_scale": 2000.0})  # jobs last 0.1-5 s: caught running
+    async with EmulatedLine(slow) as emulated:
+        assert emulated.endpoints is not None
+        config = apply_endpoints(slow, emulated.endpoints)
+        task = asyncio.create_task(start_run("flow-a", config, wafers=2, stacks=3))
+        run_dir = await _run_dir_when(runs, 3)
+        assert (await send_command(run_dir, "abort", "op", "smoke in bay 3"))["ok"]
+        outcome = await asyncio.wait_for(task, 60)
+        states = {name: tool.read(["state"])["state"] for name, tool in emulated.tools.items()}
+    assert outcome.state is RunState.ABORTED
+    evs = events(outcome)
+    aborting = next(e for e in evs if e.kind == "state" and e.data["to"] == "ABORTING")
+    running = jobs_in_chamber(evs, aborting.seq)
+    assert running
+    failed = {(e.data["stack"], e.data["uid"]) for e in evs if e.kind == "step_failed"}
+    # a job whose end was already on its way when the abort came completes; every other one is aborted
+    finished = {(e.data["stack"], e.data["uid"]) for e in evs if e.kind == "step_completed"}
+    assert failed and running <= failed | finished and not jobs_in_chamber(evs, evs[-1].seq)
+    assert [e for e in evs if e.seq > aborting.seq and e.kind == "step_started"] == []
+    for stack in outcome.stacks:
+        aborted = [w for w in stack.wafers if w.state == "ABORTED"]
+        assert bool(aborted) == any(s == stack.stack_id for s, _u in failed)
+    assert set(states.values()) <= {"IDLE"}, states
