@@ -1,7 +1,8 @@
 """Claims 1-7 of process-flows.md ("What a finished stack must satisfy"), checked on a finished traveler.
 
 A flow with `structure: csp` (seed 002, Flow C: one wafer, no bonds) is judged by seed 002's own claims
-1-3 and 5 instead (`csp_claims`): the stack claims 1-7 do not describe it.
+1-3 and 5 instead (`csp_claims`): the stack claims 1-7 do not describe it. Likewise `flipchip` (seed 003,
+Flow D: flipchip_claims.py) and `double_sided` (seed 004, Flow E: double_sided.py).
 
 The check reads only the traveler, so it judges what was actually built (measured thicknesses at run
 time), not what the flow intended; the same layer rules as the step-by-step check apply (rules.py).
@@ -9,25 +10,20 @@ time), not what the flow intended; the same layer rules as the step-by-step chec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from drivers.kinds.ball_mounter import ALLOYS
-from sequencer.rules import copper, csp_problems, layer_problems
-from sequencer.traveler import Stack
+from sequencer import double_sided
+from sequencer.claim_types import ClaimCheck, claim_result
+from sequencer.flipchip_claims import flipchip_claims
+from sequencer.rules import copper, layer_problems
+from sequencer.rules_csp import csp_problems
+from sequencer.stack_model import Stack
+
+__all__ = ["ClaimCheck", "check_claims", "csp_claims"]
 
 DEVICE_ROLES = ("pad", "rewiring", "via_electrode", "post")  # a device pattern on the front
 
 
-@dataclass
-class ClaimCheck:
-    claim: int
-    title: str
-    ok: bool
-    detail: str
-
-
-def _result(claim: int, title: str, problems: list[str], fine: str) -> ClaimCheck:
-    return ClaimCheck(claim, title, not problems, "; ".join(problems) if problems else fine)
+_result = claim_result
 
 
 def _claim1(stack: Stack) -> ClaimCheck:
@@ -137,9 +133,13 @@ def csp_claims(stack: Stack) -> list[ClaimCheck]:
 
 def check_claims(stack: Stack) -> list[ClaimCheck]:
     """Claims 1-7 in order; optional features (heat-radiation layer, resin seal) pass when absent.
-    A csp traveler gets seed 002's claims instead."""
+    A csp, flipchip or double_sided traveler gets its own seed's claims instead."""
     if stack.structure == "csp":
         return csp_claims(stack)
+    if stack.structure == "flipchip":
+        return flipchip_claims(stack)
+    if stack.structure == "double_sided":
+        return double_sided.claims(stack)
     return [
         _claim1(stack),
         _claim2(stack),

@@ -24,9 +24,15 @@ Role = Literal[
     # seed 002 (structure: csp): two insulating resin layers around solder terminals on the re-wiring.
     # A terminal's thickness is its height; its material is its solder alloy.
     "first_resin", "second_resin", "first_terminal", "second_terminal",
+    # seed 003 (structure: flipchip): bumps on a chip's active face (thickness = height), a carrier's
+    # lands (chip-side `pad`, outer-face `ball_pad`), the chip-to-chip adhesive, the resin between the
+    # carriers (recorded on carrier 1's chip side, as thick as the gap it fills).
+    "bump", "ball_pad", "adhesive", "encapsulant",
 ]
 CSP_RESINS = ("first_resin", "second_resin")  # stacked from the terminal sites up
 CSP_TERMINALS = ("first_terminal", "second_terminal")  # stand on the terminal sites
+PLANAR_RESINS = (*CSP_RESINS, "resin_seal")  # a polish cuts these down to its height ...
+PLANAR_FEATURES = (*CSP_TERMINALS, "post")  # ... and these too, exposing them once it reaches their tops
 Number = float | str  # a value in um, or "result.<field>" / "recipe.<field>"
 # The value used in check mode; `nominal_um` is accepted as a synonym.
 Nominal = Annotated[Number | None, Field(validation_alias=AliasChoices("nominal", "nominal_um"))]
@@ -65,10 +71,16 @@ class ThinEffect(_Effect):
 
 
 class BondEffect(_Effect):
-    """The step's wafer (upper) is bonded onto the wafer below it through the lower face's top layer."""
+    """The step's wafer (upper) is bonded onto the wafer below it through the lower face's top layer.
+
+    Flow D: `onto` names the member it is bonded onto (default: the one below), and a `flip_chip` joint
+    goes through the chip's solder bumps (the upper's face) instead of an adhesive on the lower face.
+    """
 
     lower_face: Face = "front"
     upper_face: Face = "back"
+    onto: str | None = None
+    joint: Literal["adhesive", "flip_chip"] = "adhesive"
 
 
 class HolesEffect(_Effect):
@@ -88,6 +100,7 @@ class LayerEffect(_Effect):
     nominal: Nominal = None
     lines_holes: bool = Field(default=False, description="also covers the through-hole side walls (A9)")
     covers: Role | None = Field(default=None, description="a thin skin of it covers these features (C5)")
+    grade: str | None = Field(default=None, description="a grade of the flow's `materials` (Flow D)")
 
 
 class PlateEffect(_Effect):
@@ -101,6 +114,8 @@ class PlateEffect(_Effect):
     thickness_um: Number
     nominal: Nominal = None
     rewiring_and_via: bool = False
+    fills_holes: bool = Field(default=False, description="also fills every lined, unfilled hole of the "
+                              "member: Flow D's drilled vias, Flow E's re-wiring holes")
 
 
 class RemoveEffect(_Effect):
@@ -125,13 +140,40 @@ class UpdateEffect(_Effect):
 
 
 class PlanarizeEffect(_Effect):
-    """Grind / polish a face flat at `to` um above the terminal sites (C6): resin layers and terminals
-    are cut down to it, and a skin over the `expose` features is cut open once `to` reaches their tops."""
+    """Grind / polish a face flat at `to` um above the terminal sites (C6) or the re-wiring (Flow E
+    15(b)): resin layers and terminals / posts are cut down to it, and a resin skin over the `expose`
+    features is cut open once `to` reaches their tops."""
 
     face: Face | None = None
     to: Number
     nominal: Nominal = None
     expose: Role | None = None
+
+
+class ReflowEffect(_Effect):
+    """Reflow the flip-chip joints of the step's chip (Flow D): the bumps wet the carrier's pads and
+    collapse to `height_um`; a joint only conducts once reflowed."""
+
+    height_um: Number
+    nominal: Nominal = None
+
+
+class OpenLayerEffect(_Effect):
+    """Open windows through the top present layer of `role` (Flow E 15(e): the back seal over the back
+    re-wiring); the windows reach what lies under it only if `depth_um` clears the layer."""
+
+    face: Face | None = None
+    role: Role
+    depth_um: Number
+    nominal: Nominal = None
+
+
+class EdgeTraceEffect(_Effect):
+    """Conductive traces plated on the package edges, one end on the top carrier's ball pads and the
+    other on the bottom carrier's (seed 003 claims 7 and 12: the alternative to through vias)."""
+
+    thickness_um: Number
+    nominal: Nominal = None
 
 
 class DiceEffect(_Effect):
@@ -151,13 +193,16 @@ class Effect(_Effect):
     plate: PlateEffect | None = None
     planarize: PlanarizeEffect | None = None
     bond: BondEffect | None = None
+    reflow: ReflowEffect | None = None
+    open_layer: OpenLayerEffect | None = None
+    edge_traces: EdgeTraceEffect | None = None
     dice: DiceEffect | None = None
 
     def actions(self) -> list[str]:
         return [name for name in type(self).model_fields if getattr(self, name) is not None]
 
 
-NUMERIC_FIELDS = ("to", "depth_um", "thickness_um", "nominal")
+NUMERIC_FIELDS = ("to", "depth_um", "thickness_um", "height_um", "nominal")
 
 
 def check_refs(
@@ -190,8 +235,9 @@ def check_refs(
             measured |= source == "result" and name != "nominal"
         if measured and getattr(part, "nominal", None) is None:
             problems.append(f"effect.{action}.nominal: needed for check mode when a value is a result.")
-    if effect.plate is not None and kind != "plater":
-        problems.append(f"effect.plate: needs kind plater, not {kind}")
+    for action in ("plate", "edge_traces"):
+        if getattr(effect, action) is not None and kind != "plater":
+            problems.append(f"effect.{action}: needs kind plater, not {kind}")
     return problems
 
 

@@ -4,6 +4,7 @@ A flow is a list of step specs and `repeat` blocks. A repeat block runs once for
 lowermost (`current` = that wafer, `below` = the one under it), which is how a 2-8 wafer stack is built
 from one table. Each spec names its tool kind and a recipe that must validate against that kind's
 recipe model, so a value outside a kind's range is refused when the file is loaded, not at the tool.
+A flow that assembles a package from parts (Flow D) names its `members` and its steps name a member.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from drivers.errors import ConfigError
@@ -20,41 +20,16 @@ from drivers.kinds import KINDS
 from drivers.tool import Recipe
 from drivers.validation import read_yaml
 from sequencer.effects import Effect, Face, check_refs
+from sequencer.flow_errors import describe, recipe_problems
+from sequencer.members import MEMBER_NAME, RESERVED, MaterialSpec, Member, Strip, Substrate, WaferCount
 
 FLOW_DIR = Path(__file__).resolve().parents[1] / "configs" / "flows"
-WAFER_RANGE = (2, 8)  # seed 001: "generally about 2 to 8 and is preferably 4"
-Structure = Literal["stack", "csp"]  # stack: seed 000/001 claims 1-7; csp: seed 002's own rules
+# stack: seed 000/001 claims 1-7; csp: seed 002's rules; flipchip: seed 003 (members: carriers and
+# chips); double_sided: seed 004 (one wafer, both faces packaged)
+Structure = Literal["stack", "csp", "flipchip", "double_sided"]
+SINGLE_WAFER = ("csp", "double_sided")
 WaferRef = Literal["lowermost", "uppermost", "current", "below"]
-
-
-def allowed(model: type[BaseModel], field: str) -> str:
-    """'allowed 10-75' / 'allowed one of [...]' for a model field, from its declared bounds."""
-    info = model.model_fields.get(field)
-    if info is None:
-        return f"allowed fields: {', '.join(model.model_fields)}"
-    lo = hi = None
-    for meta in info.metadata:
-        if isinstance(meta, Ge | Gt):
-            lo = meta.ge if isinstance(meta, Ge) else meta.gt
-        if isinstance(meta, Le | Lt):
-            hi = meta.le if isinstance(meta, Le) else meta.lt
-    if lo is not None or hi is not None:
-        return f"allowed {lo if lo is not None else '-inf'}-{hi if hi is not None else 'inf'}"
-    args = getattr(info.annotation, "__args__", None)
-    return f"allowed one of {list(args)}" if args else ""
-
-
-def recipe_problems(model: type[Recipe], exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
-        field = loc[0] if loc else ""
-        got = err.get("input")
-        got_text = "" if isinstance(got, dict | list) or not field else f" (got {got!r})"
-        hint = allowed(model, field) if field else ""
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        out.append(f"recipe{'.' + field if field else ''}: {msg}{got_text}" + (f"; {hint}" if hint else ""))
-    return out
+MemberName = Annotated[str, Field(pattern=MEMBER_NAME)]
 
 
 class StepSpec(BaseModel):
@@ -66,7 +41,7 @@ class StepSpec(BaseModel):
     title: str
     kind: str | None = None
     recipe: Any = None  # a mapping in YAML; the kind's recipe model instance after validation
-    wafer: WaferRef
+    wafer: WaferRef | MemberName  # a member's name in a flow with `members`
     face: Face | None = None
     before_bond: bool = Field(default=False, description="runs on the wafer before it joins the stack")
     when: Literal["always", "uppermost", "not_uppermost"] = "always"
@@ -120,28 +95,6 @@ FlowItem = Annotated[
 ]
 
 
-class WaferCount(BaseModel):
-    """Stack sizes a flow runs (2-8); a `structure: csp` flow runs exactly one wafer (Flow._single)."""
-
-    model_config = ConfigDict(extra="forbid")
-    default: int = Field(default=4, ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
-    min: int = Field(default=WAFER_RANGE[0], ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
-    max: int = Field(default=WAFER_RANGE[1], ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
-
-    @model_validator(mode="after")
-    def _order(self) -> Self:
-        if not self.min <= self.default <= self.max:
-            raise ValueError(f"default {self.default} outside min-max {self.min}-{self.max}")
-        return self
-
-
-class Substrate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    material: str = "Si"
-    thickness_um: float = Field(ge=50, le=725, description="seed 001: about 50-725 um")
-    diameter_mm: Literal[200, 300]
-
-
 class Flow(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -149,23 +102,48 @@ class Flow(BaseModel):
     source: str
     structure: Structure = "stack"
     wafers: WaferCount = Field(default_factory=WaferCount)
-    substrate: Substrate
+    substrate: Substrate | None = None  # wafer flows
+    members: list[Member] | None = Field(default=None, min_length=2, description="bottom to top")
+    strip: Strip | None = None  # member flows: the strip the members ride on
+    materials: dict[str, MaterialSpec] = Field(default_factory=dict)
     steps: list[FlowItem] = Field(min_length=1)
 
     @model_validator(mode="before")
     @classmethod
     def _single(cls, data: Any) -> Any:
-        """A csp flow (seed 002) is one wafer, below a stack's 2-8: its count is fixed, not validated."""
-        if not isinstance(data, dict) or data.get("structure") != "csp":
+        """A csp / double_sided flow is one wafer and a flipchip flow is its members, below a stack's 2-8:
+        their count is fixed by the structure, not validated against WAFER_RANGE."""
+        if not isinstance(data, dict) or data.get("structure") not in (*SINGLE_WAFER, "flipchip"):
             return data
-        one = {"default": 1, "min": 1, "max": 1}
-        if data.get("wafers", one) != one:
-            raise ValueError(f"wafers: a csp flow runs exactly one wafer: {one} (got {data['wafers']})")
-        return {**data, "wafers": WaferCount.model_construct(default=1, min=1, max=1)}
+        members = data.get("members")
+        n = len(members) if data["structure"] == "flipchip" and isinstance(members, list) else 1
+        fixed = {"default": n, "min": n, "max": n}
+        if data.get("wafers", fixed) != fixed:
+            what = "exactly one wafer" if n == 1 and data["structure"] != "flipchip" else "its members"
+            raise ValueError(f"wafers: a {data['structure']} flow runs {what}: {fixed} "
+                             f"(got {data['wafers']})")
+        return {**data, "wafers": WaferCount.model_construct(default=n, min=n, max=n)}
+
+    @model_validator(mode="after")
+    def _parts(self) -> Self:
+        if self.structure == "flipchip":
+            if self.members is None or self.strip is None:
+                raise ValueError("a flipchip flow needs `members` (bottom to top) and `strip`")
+            if self.substrate is not None:
+                raise ValueError("substrate: a flipchip flow describes its parts in `members`")
+            names = [m.name for m in self.members]
+            if len(set(names)) != len(names):
+                raise ValueError(f"members: names repeat: {names}")
+        elif self.members is not None or self.strip is not None:
+            raise ValueError(f"members/strip: only a flipchip flow has them, not {self.structure}")
+        elif self.substrate is None:
+            raise ValueError("substrate: a wafer flow needs its substrate")
+        return self
 
     @model_validator(mode="after")
     def _ids(self) -> Self:
         seen: set[str] = set()
+        names = {m.name for m in self.members or []}
         for item in self.steps:
             for spec in item.steps if isinstance(item, RepeatSpec) else [item]:
                 if spec.id in seen:
@@ -175,7 +153,26 @@ class Flow(BaseModel):
                     raise ValueError(f"step {spec.id}: wafer {spec.wafer!r} only inside a repeat block")
                 if isinstance(item, StepSpec) and spec.when != "always":
                     raise ValueError(f"step {spec.id}: when {spec.when!r} only inside a repeat block")
+                self._refs(spec, names)
         return self
+
+    def _refs(self, spec: StepSpec, names: set[str]) -> None:
+        """Member names and material grades a step refers to must be the flow's own."""
+        where = f"step {spec.id}"
+        onto = spec.effect.bond.onto if spec.effect.bond is not None else None
+        for ref in (spec.wafer, onto):
+            if ref is None or (ref in RESERVED and not names):
+                continue
+            if ref not in names:
+                raise ValueError(f"{where}: {ref!r} is not a member of this flow ({sorted(names) or 'none'})"
+                                 + ("; a flow with members names them" if ref in RESERVED else ""))
+        grade = spec.effect.layer.grade if spec.effect.layer is not None else None
+        if grade is not None and grade not in self.materials:
+            raise ValueError(f"{where}: grade {grade!r} is not in `materials` ({sorted(self.materials)})")
+
+    def member_index(self, name: str) -> int:
+        """1-based position of a member, bottom to top."""
+        return [m.name for m in self.members or []].index(name) + 1
 
 
 @dataclass(frozen=True)
@@ -188,7 +185,7 @@ class Step:
     title: str
     kind: str | None
     recipe: Recipe | None
-    wafer: int  # 1 = lowermost ... N = uppermost; for a bond the upper wafer, for dicing the uppermost
+    wafer: int  # 1 = lowermost ... N = uppermost (Flow D: the member's place); a bond's upper wafer
     face: Face | None
     effect: Effect
     touches: tuple[int, ...] = ()  # every wafer the step acts on (a bond: lower and upper; dicing: all)
@@ -196,6 +193,7 @@ class Step:
     final_for: tuple[int, ...] = ()  # wafers whose last step this is: they become PROCESSED
     index: int = 0  # position in the expansion
     stack_size: int = 0
+    onto: int = 0  # a bond's lower member when the flow names it (`effect.bond.onto`); 0: the one below
 
     def face_for(self, face: Face | None) -> Face:
         """The face an effect acts on: its own, else the step's (load-time validation ensures one)."""
@@ -203,47 +201,6 @@ class Step:
         if chosen is None:
             raise ValueError(f"step {self.uid}: no face given for its effect")
         return chosen
-
-
-def _step_label(data: Any, loc: tuple[int | str, ...]) -> str:
-    """'step A5' for an error under steps.<i>[.steps.<j>], from the raw YAML."""
-    node = data
-    label = ""
-    try:
-        for part in loc:
-            node = node[part]
-            if isinstance(node, dict) and "id" in node:
-                label = f"step {node['id']}"
-    except (KeyError, IndexError, TypeError):
-        pass
-    return label
-
-
-def _field_hint(loc: tuple[int | str, ...]) -> str:
-    """The allowed range of the flow-level field at `loc` (wafers.max, substrate.thickness_um, ...)."""
-    model: Any = Flow
-    for part in loc[:-1]:
-        info = model.model_fields.get(part) if isinstance(part, str) else None
-        model = info.annotation if info is not None else None
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return ""
-    return allowed(model, str(loc[-1])) if loc and isinstance(loc[-1], str) else ""
-
-
-def describe(source: str, data: Any, exc: ValidationError) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s)"]
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"]
-                    if p not in ("step", "repeat") and not str(p).startswith("function"))
-        label = _step_label(data, loc)
-        path = ".".join(str(p) for p in loc) or "<top>"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        got = err.get("input")
-        got_text = "" if isinstance(got, dict | list) or err["type"] == "value_error" else f" (got {got!r})"
-        hint = _field_hint(loc) if err["type"] in ("less_than_equal", "greater_than_equal") else ""
-        got_text += f"; {hint}" if hint else ""
-        lines.append(f"  - {path}{' (' + label + ')' if label and label not in msg else ''}: {msg}{got_text}")
-    return "\n".join(lines)
 
 
 def flow_path(name_or_path: str | Path) -> Path:
@@ -262,11 +219,33 @@ def load_flow(name_or_path: str | Path) -> Flow:
     try:
         return Flow.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe(str(path), data, exc)) from None
+        raise ConfigError(describe(str(path), data, exc, Flow)) from None
 
 
-def _wafer(spec: StepSpec, current: int, n: int) -> int:
+def _wafer(flow: Flow, spec: StepSpec, current: int, n: int) -> int:
+    if flow.members is not None:
+        return flow.member_index(spec.wafer)
     return {"lowermost": 1, "uppermost": n, "current": current, "below": current - 1}[spec.wafer]
+
+
+def _touches(flow: Flow, spec: StepSpec, wafer: int, n: int, groups: list[set[int]]) -> tuple[int, ...]:
+    """Every wafer/member the step acts on. In a member flow a step processes the whole assembly its
+    member is part of (a bond joins two assemblies): `groups` is updated as bonds are expanded."""
+    if flow.members is None:
+        if spec.effect.dice is not None:
+            return tuple(range(1, n + 1))
+        return (wafer - 1, wafer) if spec.effect.bond is not None else (wafer,)
+    if spec.effect.dice is not None:
+        return tuple(range(1, n + 1))
+    mine = next(g for g in groups if wafer in g)
+    bond = spec.effect.bond
+    if bond is not None:
+        onto = flow.member_index(bond.onto) if bond.onto else wafer - 1
+        other = next(g for g in groups if onto in g)
+        if other is not mine:
+            groups.remove(other)
+            mine |= other
+    return tuple(sorted(mine))
 
 
 def expand(flow: Flow, wafers: int | None = None) -> list[Step]:
@@ -278,27 +257,27 @@ def expand(flow: Flow, wafers: int | None = None) -> list[Step]:
     rows: list[tuple[StepSpec, int, str]] = []
     for item in flow.steps:
         if isinstance(item, StepSpec):
-            rows.append((item, _wafer(item, 0, n), item.id))
+            rows.append((item, _wafer(flow, item, 0, n), item.id))
             continue
         for current in range(2, n + 1):
             for spec in item.steps:
                 skip = {"uppermost": current != n, "not_uppermost": current == n, "always": False}
                 if skip[spec.when]:
                     continue
-                wafer = _wafer(spec, current, n)
+                wafer = _wafer(flow, spec, current, n)
                 rows.append((spec, wafer, f"{spec.id}.w{wafer}"))
     steps: list[Step] = []
+    groups = [{i} for i in range(1, n + 1)]
     for index, (spec, wafer, uid) in enumerate(rows):
-        if spec.effect.bond is not None and wafer < 2:
+        bond = spec.effect.bond
+        if bond is not None and bond.onto is None and wafer < 2:
             raise ConfigError(f"flow {flow.name}: step {uid}: a bond needs a wafer below wafer {wafer}")
-        if spec.effect.dice is not None:
-            touches = tuple(range(1, n + 1))
-        elif spec.effect.bond is not None:
-            touches = (wafer - 1, wafer)
-        else:
-            touches = (wafer,)
+        if bond is not None and bond.onto == spec.wafer:
+            raise ConfigError(f"flow {flow.name}: step {uid}: {spec.wafer} cannot be bonded onto itself")
+        touches = _touches(flow, spec, wafer, n, groups)
+        onto = flow.member_index(bond.onto) if bond is not None and bond.onto else 0
         steps.append(Step(uid, spec.id, spec.fig, spec.title, spec.kind, spec.recipe, wafer, spec.face,
-                          spec.effect, touches, spec.before_bond, (), index, n))
+                          spec.effect, touches, spec.before_bond, (), index, n, onto))
     uids = [s.uid for s in steps]
     dupes = sorted({u for u in uids if uids.count(u) > 1})
     if dupes:

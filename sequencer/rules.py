@@ -3,20 +3,23 @@
 `before_step` reads the traveler as the step would find it (the wafer permissives plus design rules on
 the step's recipe and effect); `after_step` reads the layers the step formed or changed (claims 3-5 are
 properties of layers, so they are checked on the layer the traveler actually records). Every violation
-names its rule, so a refused flow says which claim or process limit it breaks.
+names its rule, so a refused flow says which claim or process limit it breaks. The stack rules here are
+seed 000/001's; each other structure brings its own (rules_csp.py, flipchip.py, double_sided.py) and
+shares only the process limits (`COMMON`: grind targets, recipe material, wafer/strip size).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers.kinds.ball_mounter import ALLOYS
+from sequencer import double_sided, flipchip
 from sequencer.effects import CSP_RESINS, CSP_TERMINALS, resolve_text, resolve_um
 from sequencer.flow import Step
-from sequencer.traveler import Layer, Stack, Wafer, permissive_checks
+from sequencer.permissives import permissive_checks
+from sequencer.rules_csp import csp_problems, second_reflow
+from sequencer.stack_model import Layer, Stack, Wafer
 
 INSULATING_MATERIALS = ("polyimide", "epoxy")  # claim 4
 INSULATING_UM = (10.0, 75.0)  # seed 001: about 10-75 um (preferably 10-45)
@@ -26,7 +29,6 @@ THIN_FILM_KINDS = ("sputterer",)  # claim 3: sputtering or vacuum deposition
 MIN_WAFER_UM = 50.0
 GRIND_START_TOL = 0.05  # the grinder's gauge finds the wafer; a start 5 % off means a wrong recipe
 MATERIAL_FIELDS = ("material", "metal", "film")
-CSP_RESIN_TOTAL_UM = (50.0, 500.0)  # seed 002 claim 2: resin layers 1 + 2 total 50-500 um
 
 
 @dataclass(frozen=True)
@@ -151,53 +153,35 @@ def _recipe_material(stack: Stack, step: Step) -> Found:
 def _wafer_size(stack: Stack, step: Step) -> Found:
     r, w = step.recipe, stack.wafer(step.wafer)
     out: Found = []
+    what = "strip" if w.width_mm is not None else "wafer"  # a strip: its length stands for the size
     diameter = getattr(r, "wafer_diameter_mm", None)
     if diameter is not None and diameter != w.diameter_mm:
-        out.append(("recipe-wafer-size", f"recipe wafer_diameter_mm {diameter:g}, wafer {w.index} is "
+        out.append(("recipe-wafer-size", f"recipe wafer_diameter_mm {diameter:g}, {w.label} is "
                                          f"{w.diameter_mm} mm"))
     area = getattr(r, "plated_area_cm2", None)
-    wafer_cm2 = math.pi * (w.diameter_mm / 20.0) ** 2
-    if area is not None and area > wafer_cm2 * 1.01:
-        out.append(("recipe-wafer-size", f"plated_area_cm2 {area:g} exceeds the {wafer_cm2:.0f} cm2 wafer"))
+    if area is not None and area > w.area_cm2() * 1.01:
+        out.append(("recipe-wafer-size", f"plated_area_cm2 {area:g} exceeds the {w.area_cm2():.0f} cm2 "
+                                         f"{what}"))
     cut = getattr(r, "cut_length_mm", None)
     if cut is not None and cut > w.diameter_mm + 10:
-        out.append(("recipe-wafer-size", f"cut_length_mm {cut:g} longer than a {w.diameter_mm} mm wafer"))
+        out.append(("recipe-wafer-size", f"cut_length_mm {cut:g} longer than a {w.diameter_mm} mm {what}"))
     return out
 
 
-def _second_reflow(stack: Stack, step: Step) -> Found:
-    """Seed 002 claim 5: a reflow after the first terminals exist must not remelt them. Strict reading:
-    the peak stays below the first alloy's SOLIDUS (a pasty terminal is already remelting)."""
-    r, e = step.recipe, step.effect
-    if step.kind != "ball_mounter" or getattr(r, "operation", "mount") == "mount":
-        return []
-    if CSP_TERMINALS[0] in {e.layer.role if e.layer else None, e.update.role if e.update else None}:
-        return []  # the reflow that forms the first terminals themselves
-    out: Found = []
-    for face in ("front", "back"):
-        for la in stack.wafer(step.wafer).present(face, CSP_TERMINALS[0]):
-            peak, alloy = float(getattr(r, "peak_temp_c", 0.0)), ALLOYS.get(la.material)
-            second = getattr(r, "alloy", "?")
-            if alloy is None:
-                out.append(("second-reflow-remelts-first", f"first terminal alloy {la.material} is not in "
-                            f"the alloy table {sorted(ALLOYS)}: its melting point is unknown"))
-            elif peak >= alloy.solidus_c:
-                out.append(("second-reflow-remelts-first", f"second reflow of {second} peaks at "
-                            f"{peak:g} C, not below the first terminal's {la.material} solidus "
-                            f"{alloy.solidus_c:g} C: the first terminals would remelt (seed 002 claim 5)"))
-    return out
-
-
-PRE_RULES: tuple[Callable[[Stack, Step], Found], ...] = (
-    _bond_orientation, _dicing, _through_holes, _hole_opening, _rewiring_via, _thin, _recipe_material,
-    _wafer_size, _second_reflow,
+Rule = Callable[[Stack, Step], Found]
+COMMON: tuple[Rule, ...] = (_thin, _recipe_material, _wafer_size)
+PRE_RULES: tuple[Rule, ...] = (
+    _bond_orientation, _dicing, _through_holes, _hole_opening, _rewiring_via, *COMMON, second_reflow,
 )
+STRUCTURE_RULES: dict[str, tuple[Rule, ...]] = {
+    "flipchip": (*COMMON, flipchip.before), "double_sided": (*COMMON, double_sided.before),
+}
 
 
 def before_step(stack: Stack, step: Step) -> list[Violation]:
     """Violations of the step as it would start on this traveler (permissives included)."""
     found = permissive_checks(stack, step)
-    for rule in PRE_RULES:
+    for rule in STRUCTURE_RULES.get(stack.structure, PRE_RULES):
         found += rule(stack, step)
     return [Violation(step.uid, name, message) for name, message in found]
 
@@ -234,31 +218,12 @@ def layer_problems(stack: Stack, w: Wafer, face: str, la: Layer) -> Found:
     return out
 
 
-def csp_problems(w: Wafer, face: str) -> Found:
-    """Seed 002 claims 2-3 and [0016] on one face: the resin layers against the first terminal's height."""
-    out: Found = []
-    resins = {role: w.present(face, role) for role in CSP_RESINS}
-    terminals = w.present(face, CSP_TERMINALS[0])
-    height = min((la.thickness_um for la in terminals), default=None)
-    where = f"wafer {w.index} {face}"
-    for la in resins["first_resin"]:
-        if height is not None and la.thickness_um >= height:
-            out.append(("first-resin-below-terminal", f"{where}: first resin layer {la.material} "
-                        f"{la.thickness_um:g} um is not thinner than the {height:g} um first terminal"))
-    if resins["first_resin"] and resins["second_resin"]:
-        total = sum(la.thickness_um for role in CSP_RESINS for la in resins[role])
-        lo, hi = CSP_RESIN_TOTAL_UM
-        if not lo <= total <= hi:
-            out.append(("resin-layers-total", f"{where}: resin layers 1 + 2 total {total:g} um, outside "
-                                              f"{lo:g}-{hi:g} um (seed 002 claim 2)"))
-        if height is not None and total > height:
-            out.append(("resin-layers-total", f"{where}: resin layers 1 + 2 total {total:g} um, more than "
-                                              f"the {height:g} um first terminal height (seed 002 claim 3)"))
-    return out
-
-
 def after_step(stack: Stack, step: Step) -> list[Violation]:
     """Violations in the layers this step formed or changed, as the traveler recorded them."""
+    if stack.structure == "flipchip":
+        return [Violation(step.uid, n, m) for n, m in flipchip.after(stack, step)]
+    if stack.structure == "double_sided":
+        return []  # Flow E's rules are order and exposure rules, checked before each step
     out: list[Violation] = []
     for index in step.touches:
         w = stack.wafer(index)

@@ -3,6 +3,7 @@
 `target_depth_um` is the thickness to remove down to `stop_layer` (for si_bosch: the wafer thickness).
 With `endpoint_detect` and a stop layer the tool stops on the optical-emission step plus `overetch_pct`
 of that time; otherwise it etches for the time the nominal rate needs (plus overetch).
+`laser_drill` is the same contract for a via laser (Flow D): `rf_power_w` is the laser power.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from drivers.tool import Recipe, Result, Tool
 
-EtchProcess = Literal["si_bosch", "polymer_open", "seed_removal", "al_pattern", "dielectric"]
+# laser_drill: through vias across carrier / resin / carrier of a strip-level package (Flow D,
+# process-flows.md "etcher or laser"); stops on the copper land under them like an etch on its stop layer.
+EtchProcess = Literal["si_bosch", "polymer_open", "seed_removal", "al_pattern", "dielectric", "laser_drill"]
 
 # Deepest removal each process is meant for (si_bosch: wafers are 50-725 um), um.
 MAX_DEPTH_UM: dict[str, float] = {
     "si_bosch": 800.0, "polymer_open": 100.0, "seed_removal": 2.0, "al_pattern": 5.0, "dielectric": 3.0,
+    "laser_drill": 800.0,
 }
 # Slowest rate the kind promises per process at the lowest power, um/min; bounds jobs.
 MIN_RATE_UM_MIN: dict[str, float] = {
     "si_bosch": 0.75, "polymer_open": 0.2, "seed_removal": 0.02, "al_pattern": 0.1, "dielectric": 0.05,
+    "laser_drill": 30.0,
 }
 
 

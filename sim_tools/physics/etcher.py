@@ -24,6 +24,9 @@ PROCESSES: dict[str, tuple[float, float, float]] = {
     "seed_removal": (0.1, 500.0, 10.0),  # Ar/Cl2 ion-assisted Cu, Ti, Cr; ~0.05-0.2 um/min
     "al_pattern": (0.5, 500.0, 15.0),  # Cl2/BCl3 RIE of Al pads; ~0.3-1 um/min
     "dielectric": (0.2, 500.0, 50.0),  # CF4/CHF3 RIE of SiN/PSG; ~0.1-0.3 um/min
+    # CO2/UV laser through laminate and filled resin, at atmosphere: ~100 um/min of via depth per strip
+    # at 100 W (thousands of holes per strip, each drilled in a few ms); `rf_power_w` is the laser power
+    "laser_drill": (100.0, 100.0, 760000.0),
 }
 SELECTIVITY = 50.0  # etched film : stop layer
 OES_CLEARED = 0.2  # product-line emission once the film has cleared, relative to the main etch
