@@ -10,9 +10,10 @@ runs the same flow, so steps left stand for work left), ties to the earliest-rel
 free tools of a pool the one idle longest is taken. Why it keeps the bottleneck busy: no stack falls
 behind and is left alone at the end with a long chain of steps that can use only one bottleneck tool at
 a time while the rest of its pool idles; while many stacks are in the line, every pool has waiting
-work. Lot order alone (earliest stack first everywhere) was measured worse on a pooled line: the last
-stacks are starved until the end and then drain slowly (see benchmarks/line.py). The achieved
-throughput over the bottleneck bound is reported per run (accounting.py).
+work. `lot_order` (earliest stack first everywhere) is the other rule a run may pick: on the pooled
+line it starves the last stacks until the end, which then drain slowly while the bottleneck pool
+idles (`python -m benchmarks.line --compare` measures both). The achieved throughput over the
+bottleneck bound is reported per run (accounting.py).
 
 A tool that holds an in-doubt job (its outcome not yet known) stays reserved for that job's stack:
 another stack's job on it would overwrite the tool's last-job record that recovery asks about.
@@ -25,6 +26,15 @@ import heapq
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import Literal
+
+DispatchRule = Literal["most_steps_left", "lot_order"]
+RULES: tuple[DispatchRule, ...] = ("most_steps_left", "lot_order")
+
+
+def priority(rule: DispatchRule, stack_order: int, step_index: int) -> tuple[int, int]:
+    """Smaller goes first: (steps done, lot order) or (lot order, steps done)."""
+    return (step_index, stack_order) if rule == "most_steps_left" else (stack_order, step_index)
 
 
 @dataclass(order=True)

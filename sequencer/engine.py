@@ -18,7 +18,7 @@ from typing import Any
 from drivers.logs import log_context
 from drivers.tool import Tool
 from sequencer.control import RunControl, RunState
-from sequencer.dispatcher import Dispatcher
+from sequencer.dispatcher import Dispatcher, DispatchRule
 from sequencer.flow import Step
 from sequencer.interlocks import Bypass, BypassRefused, check_bypassable
 from sequencer.journal import Journal
@@ -51,12 +51,13 @@ class Engine:
         in_doubt: dict[Key, InDoubt] | None = None,
         bypasses: list[Bypass] | None = None,
         observer: Observer | None = None,
+        rule: DispatchRule = "most_steps_left",
     ) -> None:
         self.lot = Lot(
             run_id=run_id, steps=steps, stacks={s.stack_id: s for s in stacks}, tools=tools, journal=journal,
             control=control, dispatcher=Dispatcher(pools_of(tools)),
             observer=observer or (lambda _e, _s, _i: None), completed=completed or set(),
-            in_doubt=in_doubt or {}, bypasses=bypasses or [])
+            in_doubt=in_doubt or {}, bypasses=bypasses or [], rule=rule)
         self.jobs = ProcessJobs(self.lot)
         self.control = control
         self._changed = asyncio.Event()

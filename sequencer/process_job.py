@@ -24,7 +24,7 @@ from typing import Any
 from drivers.errors import CommandRejected, JobAborted, ToolAlarm, ToolError
 from drivers.tool import JobOutcome, Tool, ToolStatus, new_job_id
 from sequencer.control import RunControl, RunState
-from sequencer.dispatcher import Dispatcher
+from sequencer.dispatcher import Dispatcher, DispatchRule, priority
 from sequencer.flow import Step
 from sequencer.interlocks import (
     Action,
@@ -70,6 +70,7 @@ class Lot:
     in_doubt: dict[Key, InDoubt] = field(default_factory=dict)
     bypasses: list[Bypass] = field(default_factory=list)
     running: dict[Key, Tool[Any, Any]] = field(default_factory=dict)  # jobs in a chamber now
+    rule: DispatchRule = "most_steps_left"
 
 
 class ProcessJobs:
@@ -93,7 +94,8 @@ class ProcessJobs:
                 if key not in lot.in_doubt:
                     lot.dispatcher.release(name, stack.stack_id)
             return
-        granted = await lot.dispatcher.acquire(step.kind, stack.stack_id, (step.index, order))
+        rank = priority(lot.rule, order, step.index)
+        granted = await lot.dispatcher.acquire(step.kind, stack.stack_id, rank)
         if granted is None:
             return  # the run left EXECUTE while this job waited for a tool
         try:

@@ -76,5 +76,7 @@ async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
                                 for e in events if e.kind == "bypass") if b.active()]
         engine_args: dict[str, Any] = {
             "stacks": stacks, "observer": observer, "completed": completed, "in_doubt": in_doubt,
-            "on_control": on_control, "bypasses": bypasses}
+            "on_control": on_control, "bypasses": bypasses,
+            "rule": next((e.data.get("rule") for e in events if e.kind == "run_created"), None)
+            or "most_steps_left"}
         return await drive(run_dir(run_id), journal, control, line, steps, who, engine_args)

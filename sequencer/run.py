@@ -24,6 +24,7 @@ from drivers.tool import Tool
 from sequencer.check import check_flow
 from sequencer.claims import ClaimCheck, check_claims
 from sequencer.control import RunControl, RunState
+from sequencer.dispatcher import RULES, DispatchRule
 from sequencer.engine import Engine, Observer, pools_of
 from sequencer.flow import Flow, Step, expand, load_flow
 from sequencer.journal import Journal
@@ -149,11 +150,13 @@ def summary(outcome: RunOutcome, steps: list[Step]) -> dict[str, Any]:
 async def start_run(
     flow_name: str, line: LineConfig, *, wafers: int | None = None, stacks: int = 1, who: str = "operator",
     observer: Observer | None = None, sync: Literal["normal", "full"] = "normal",
-    on_control: Callable[[RunControl], None] | None = None,
+    on_control: Callable[[RunControl], None] | None = None, rule: DispatchRule = "most_steps_left",
 ) -> RunOutcome:
     """Run a lot of `stacks` stacks of `wafers` wafers through the flow on the line's pools."""
     if not 1 <= stacks <= MAX_STACKS:
         raise ConfigError(f"stacks: {stacks} is outside 1-{MAX_STACKS}")
+    if rule not in RULES:
+        raise ConfigError(f"dispatch rule: {rule!r} is not one of {list(RULES)}")
     flow = load_flow(flow_name)
     n = wafers or flow.wafers.default
     refuse_bad_flow(flow, n)
@@ -164,10 +167,10 @@ async def start_run(
     with Journal(directory / JOURNAL, run_id, sync=sync) as journal:
         journal.append("run_created", flow=flow.name, wafers=n, line=line.name, time_scale=line.time_scale,
                        stack_id=lot[0].stack_id, stacks=[s.stack_id for s in lot],
-                       pools=line_pools(line, steps), steps=[s.uid for s in steps])
+                       pools=line_pools(line, steps), rule=rule, steps=[s.uid for s in steps])
         control = RunControl(journal)
         return await drive(directory, journal, control, line, steps, who,
-                           {"stacks": lot, "observer": observer, "on_control": on_control})
+                           {"stacks": lot, "observer": observer, "on_control": on_control, "rule": rule})
 
 
 __all__ = ["RunOutcome", "connected", "drive", "pools_of", "refuse_bad_flow", "start_run", "summary"]
