@@ -21,6 +21,12 @@ from waferline.common import console, err_console
 KEY_VALUES = 6  # recipe values shown per step: the ones the flow file sets, in file order
 
 
+def size(report: CheckReport) -> str:
+    """'4 wafers', or the members of a package flow ('carrier1, chip1, chip2, carrier2')."""
+    members = report.flow.members
+    return f"members {', '.join(m.name for m in members)}" if members else f"{report.wafers} wafers"
+
+
 def key_values(step: Step) -> str:
     if step.recipe is None:
         return ", ".join(step.effect.actions())
@@ -45,7 +51,7 @@ def as_json(report: CheckReport) -> dict[str, Any]:
 
 
 def print_report(report: CheckReport) -> None:
-    table = Table(title=f"{report.flow.name}: {report.flow.title} - {report.wafers} wafers, "
+    table = Table(title=f"{report.flow.name}: {report.flow.title} - {size(report)}, "
                         f"{len(report.steps)} steps")
     for col in ("uid", "fig", "title", "kind", "wafer", "face"):
         table.add_column(col, no_wrap=col in ("uid", "fig", "wafer"))
@@ -81,6 +87,6 @@ def check(
         for v in report.violations:
             console.print(escape(f"step {v.step}: {v.rule}: {v.message}"), style="red", soft_wrap=True)
         if report.ok:
-            console.print(f"[green]{report.flow.name} with {report.wafers} wafers: ok[/green]")
+            console.print(f"[green]{report.flow.name} with {size(report)}: ok[/green]")
     if not report.ok:
         raise typer.Exit(1)
