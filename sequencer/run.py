@@ -8,8 +8,10 @@ filed with the summary in the run directory. `resume_run` (resume.py) rebuilds a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,10 +31,12 @@ from sequencer.engine import Engine, Observer, pools_of
 from sequencer.flow import Flow, Step, expand, load_flow
 from sequencer.journal import Journal
 from sequencer.remote import RemoteControlServer
+from sequencer.report import write_report
 from sequencer.rundir import CONTROL_SOCK, JOURNAL, PID, SUMMARY, TRAVELER, create_run_dir
 from sequencer.traveler import Stack, new_stack
 
 MAX_STACKS = 500
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,10 +125,21 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
             state = control.state_complete(why="travelers and claims check filed")
         outcome = RunOutcome(journal.run_id, directory, state, control.held_reason, stacks, claims)
         (directory / SUMMARY).write_text(json.dumps(summary(outcome, steps), indent=2))
+        await file_report(directory)
         return outcome
     finally:
         await server.stop()
         (directory / PID).unlink(missing_ok=True)
+
+
+async def file_report(directory: Path) -> None:
+    """The run's report (Gantt, cross-sections, utilization, history, claims) in <run>/report/.
+    Rendering takes 0.2-3 s of CPU: in a thread, and a report that fails never fails the run."""
+    try:
+        await asyncio.to_thread(write_report, directory)
+    except Exception as exc:  # the run's record is the journal; the report can be rewritten from it
+        log.error("report for %s not written: %s (`waferline report %s` retries)", directory.name, exc,
+                  directory.name)
 
 
 def _claims_json(checks: list[ClaimCheck]) -> list[dict[str, Any]]:

@@ -72,7 +72,7 @@ def test_waferline_check_flow_d(tmp_path: Path) -> None:
     runner = CliRunner()
     done = runner.invoke(app, ["check", "flow-d"])
     assert done.exit_code == 0, done.output
-    assert "D9a" in done.output and "flow-d with 4 wafers: ok" in done.output
+    assert "D9a" in done.output and "flow-d with members carrier1, chip1, chip2, carrier2: ok" in done.output
     bad = flow_d(tmp_path, lambda d: spec(d, "D9a")["recipe"].update(target_depth_um=500))
     done = runner.invoke(app, ["check", str(bad)])
     assert done.exit_code == 1 and "step D9a: via-depth:" in done.output

@@ -84,7 +84,8 @@ def _report(outcome: RunOutcome) -> None:
         console.print(f"stack {stack.stack_id}: {wafers}")
     if outcome.held_reason:
         console.print(f"[red]held: {outcome.held_reason}[/red]")
-    console.print(f"run directory: {outcome.directory} (journal, traveler.json, summary.json)")
+    console.print(f"run directory: {outcome.directory} (journal, traveler.json, summary.json, "
+                  "report/index.html)")
 
 
 def _go(coro_factory: Any, line: str, endpoints: Path | None, time_scale: float | None) -> None:
