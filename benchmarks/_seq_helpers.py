@@ -34,6 +34,12 @@ class Tally:
 
     count: Counter[tuple[str, str]] = field(default_factory=Counter)  # (op, tool) -> n
     seconds: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    tools: list[Tool[Any, Any]] = field(default_factory=list)
+
+    def polls(self) -> int:
+        """Status polls of running jobs (the drivers count them): each after a job's first follows a
+        poll sleep; permissive reads and start checks are not polls."""
+        return sum(t.polls for t in self.tools)
 
     def add(self, op: str, tool: str, dt: float) -> None:
         self.count[op, tool] += 1
@@ -55,6 +61,7 @@ def instrument(tool: Tool[Any, Any], tally: Tally) -> Tool[Any, Any]:
     status(); any other read is a job-result read.
     """
     who, channel = tool.name, tool.channel
+    tally.tools.append(tool)
     status, read, command = tool.status, channel.read, channel.command
 
     async def timed_status() -> ToolStatus:

@@ -8,6 +8,7 @@ its recipe model, result model, interlock inputs and process values (see drivers
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -21,10 +22,13 @@ from drivers.channel import Channel
 from drivers.errors import CommandRejected, JobAborted, ProtocolError, ToolAlarm, ToolTimeout
 from drivers.profiles.base import Value
 
+_JOB_IDS = random.Random(secrets.randbits(64))  # seeded from the OS per process: ids differ across restarts
+
 
 def new_job_id() -> int:
-    """A random positive 31-bit id: fits every profile's job register (uint32 / int)."""
-    return secrets.randbelow(2**31 - 2) + 1
+    """A random positive 31-bit id: fits every profile's job register (uint32 / int). Unique enough
+    that a restarted controller never reuses the id a tool last ran (recovery compares them)."""
+    return _JOB_IDS.randrange(1, 2**31 - 1)
 
 
 class ProcessState(StrEnum):
@@ -127,6 +131,7 @@ class Tool(Generic[R, S]):
             dict.fromkeys([*CONTRACT_VARIABLES, *self.interlock_inputs, *self.process_values])
         )
         self._last: tuple[float, ToolStatus] | None = None  # (monotonic s, status) of the last read
+        self.polls = 0  # status polls made while waiting for jobs (diagnostics, benchmarks)
 
     @classmethod
     def result_variables(cls) -> tuple[str, ...]:
@@ -234,6 +239,7 @@ class Tool(Generic[R, S]):
         deadline = loop.time() + max_tool_s / self.time_scale + self.channel.timeouts.request_s
         while True:
             st = await self.status()
+            self.polls += 1
             if monitor is not None:
                 await monitor(st)
             if st.job_id == job:

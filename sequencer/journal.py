@@ -142,6 +142,7 @@ class Journal:
         self.path = Path(path)
         self.sync = sync
         self._lock_fd: int | None = _acquire_writer_lock(self.path)
+        self._pending: list[tuple[int, str, str, str, str]] = []  # deferred rows, written with the next
         try:
             self._db = self._connect()
             self.run_id = self._bind_run(run_id)
@@ -191,10 +192,13 @@ class Journal:
         return self._write(kind, data, commit=True)
 
     def append_deferred(self, kind: str, /, **data: Any) -> Event:
-        """Write one event into the open transaction; the next append() or close() commits it.
+        """Queue one event in memory; the next append(), events() or close() writes it in the same
+        transaction as its own.
 
         Group commit for events a crash may lose safely - the engine's step_completed, which resume
-        re-learns by asking the tool - halving the commits (and with sync=full the fsyncs) per step."""
+        re-learns by asking the tool: one SQLite transaction per step instead of two, and no SQLite
+        work at all on the wake-up after a job (on a VM the first SQLite call after an idle wait
+        costs ~200 us, back to back ~20 us)."""
         return self._write(kind, data, commit=False)
 
     def _write(self, kind: str, data: dict[str, Any], *, commit: bool) -> Event:
@@ -202,20 +206,40 @@ class Journal:
             raise JournalError(f"journal {self.path} is closed")
         seq = self._seq + 1
         ts = utc_now_ms()
-        payload = json.dumps(data, default=_jsonable, separators=(",", ":"))
+        try:  # plain JSON data (what the engine writes) is stored and returned as given
+            payload = json.dumps(data, separators=(",", ":"))
+            stored = data
+        except TypeError:  # models, enums, paths, datetimes: stored and returned in their JSON form
+            payload = json.dumps(data, default=_jsonable, separators=(",", ":"))
+            stored = json.loads(payload)
+        self._pending.append((seq, ts, self.run_id, kind, payload))
+        self._seq = seq
+        if commit:
+            self._flush(kind)
+        return Event.model_construct(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=stored)
+
+    def _flush(self, kind: str = "deferred events") -> None:
+        """Write the queued events in one transaction (committed: survives kill -9 when this returns)."""
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
         try:
-            if not commit and not self._db.in_transaction:
+            if len(rows) == 1:
+                self._db.execute(_INSERT, rows[0])
+            else:
                 self._db.execute("BEGIN")
-            self._db.execute(_INSERT, (seq, ts, self.run_id, kind, payload))
-            if commit and self._db.in_transaction:
+                self._db.executemany(_INSERT, rows)
                 self._db.execute("COMMIT")
         except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            self._seq = rows[0][0] - 1
             raise JournalError(f"journal {self.path}: cannot append {kind}: {exc}") from exc
-        self._seq = seq
-        return Event.model_construct(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=json.loads(payload))
 
     def events(self, since: int = 0) -> list[Event]:
-        """Events with seq > since, in order."""
+        """Events with seq > since, in order (queued deferred events are written first)."""
+        self._flush()
         rows = self._db.execute(
             "SELECT seq, ts, run_id, kind, data FROM events WHERE seq > ? ORDER BY seq", (since,)
         ).fetchall()
@@ -224,9 +248,8 @@ class Journal:
     def _release(self) -> None:
         db = getattr(self, "_db", None)
         if db is not None:
-            if db.in_transaction:  # deferred events: a clean close keeps them
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("COMMIT")
+            with contextlib.suppress(JournalError):
+                self._flush()  # deferred events: a clean close keeps them
             db.close()
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):

@@ -108,13 +108,16 @@ class ProcessJobs:
         lot = self.lot
         try:  # the poll that saw the tool's last job end is fresh enough to PASS the permissives;
             # a refusal is always judged on a fresh read
-            status = tool.recent_status()
-            if status is None or self._refusals(stack, step, name, status):
+            recent = tool.recent_status()
+            refusals = self._refusals(stack, step, name, recent) if recent is not None else []
+            status = recent
+            if status is None or any(r.bypassed_by is None for r in refusals):
                 status = await tool.status()
+                refusals = self._refusals(stack, step, name, status)
         except ToolError as exc:
             self._hold(stack, step, "tool_reachable", f"{name} does not answer: {exc}")
             return
-        if lot.control.state is not RunState.EXECUTE or not self._permitted(stack, step, name, status):
+        if lot.control.state is not RunState.EXECUTE or not self._permitted(stack, step, name, refusals):
             return
         job_id = new_job_id()
         lot.journal.append("step_started", stack=stack.stack_id, uid=step.uid, tool=name, kind=step.kind,
@@ -140,13 +143,12 @@ class ProcessJobs:
         await self._await_job(stack, step, name, tool, job_id)
 
     def _refusals(self, stack: Stack, step: Step, name: str, status: ToolStatus) -> list[Refusal]:
+        """Every permissive the step fails on this status, bypassed ones included (journaled)."""
         ctx = StepContext(step, name, status, wafer_permissive(stack, step))
-        return [r for r in evaluate_permissives(ctx, self.lot.bypasses) if r.bypassed_by is None]
+        return evaluate_permissives(ctx, self.lot.bypasses)
 
-    def _permitted(self, stack: Stack, step: Step, name: str, status: ToolStatus) -> bool:
+    def _permitted(self, stack: Stack, step: Step, name: str, refusals: list[Refusal]) -> bool:
         lot = self.lot
-        ctx = StepContext(step, name, status, wafer_permissive(stack, step))
-        refusals = evaluate_permissives(ctx, lot.bypasses)
         for r in refusals:
             if r.bypassed_by is not None:
                 lot.journal.append("bypass_used", stack=stack.stack_id, uid=step.uid, tool=name,

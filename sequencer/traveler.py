@@ -65,7 +65,7 @@ def set_state(stack: Stack, wafer: int | None, state: E90State) -> None:
 def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, tool: str, at: str) -> None:
     """Record a COMPLETED step: its effect with the tool's measured values (or nominal ones when result
     is None, in check mode), a history entry, and the touched wafers' E90 states."""
-    if step.uid in stack.completed():
+    if any(h.step == step.uid for h in stack.history):
         raise ValueError(f"step {step.uid} is already on traveler {stack.stack_id}")
     seq = len(stack.history)
     w = stack.wafer(step.wafer)
