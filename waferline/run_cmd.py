@@ -8,6 +8,7 @@ aborts. `waferline hold|restart|stop|abort|reset RUN_ID` talk to the run's contr
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,21 @@ def _report(outcome: RunOutcome) -> None:
         console.print(f"stack {stack.stack_id}: {wafers}")
     if outcome.held_reason:
         console.print(f"[red]held: {outcome.held_reason}[/red]")
+    _throughput(outcome.directory / "report" / "report.json")
     console.print(f"run directory: {outcome.directory} (journal, traveler.json, summary.json, "
                   "report/index.html)")
+
+
+def _throughput(report: Path) -> None:
+    """One line from the run's report: throughput against the bottleneck bound."""
+    try:
+        figures = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return
+    if figures.get("ratio") is not None:
+        console.print(f"throughput {figures['throughput_per_hour']:.4f} stacks/tool-h, bottleneck "
+                      f"{figures['bottleneck']} bound {figures['bound_per_hour']:.4f}: ratio "
+                      f"{figures['ratio']:.2f}")
 
 
 def _go(coro_factory: Any, line: str, endpoints: Path | None, time_scale: float | None) -> None:
