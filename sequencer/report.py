@@ -64,8 +64,10 @@ def render_report(data: RunData) -> ReportFiles:
     travelers: dict[str, Path] = {}
     for view in data.stacks:
         if view.traveler is not None:
-            size = len(view.traveler.wafers)
-            title = f"traveler {view.short} - {view.stack_id} - {data.flow}, {size} wafer(s)"
+            members = view.traveler.wafers
+            size = (f"members {', '.join(w.name or str(w.index) for w in members)}"
+                    if any(w.form != "wafer" for w in members) else f"{len(members)} wafer(s)")
+            title = f"traveler {view.short} - {view.stack_id} - {data.flow}, {size}"
             travelers[view.stack_id] = draw_cross_section(view.traveler, title,
                                                           out / f"traveler-{_safe(view.short)}.png")
     files = ReportFiles(directory=out, index_html=out / "index.html", gantt_png=gantt,
