@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,34 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from drivers.line import LINE_DIR
 from sequencer.journal import JournalError, read_events
 from sequencer.rundir import JOURNAL
 from sim_tools.control import send
-
-WAFERLINE = [sys.executable, "-m", "waferline.cli"]
+from tests.fixtures.sequencer import WAFERLINE, sim_up
 
 
 @pytest.fixture
 def pooled_sim(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
-    data = yaml.safe_load((LINE_DIR / "pools.yaml").read_text())
-    data["time_scale"] = 20000
-    line = tmp_path / "line.yaml"
-    line.write_text(yaml.safe_dump(data))
-    eps = tmp_path / "endpoints.json"
-    env = {**os.environ, "WAFERLINE_RUNS_DIR": str(tmp_path / "runs")}
-    sim = subprocess.Popen([*WAFERLINE, "sim", "up", "--line", str(line), "--endpoints-file", str(eps),
-                            "--run-dir", str(tmp_path / "sim")], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 30
-    while not eps.exists():
-        assert sim.poll() is None and time.monotonic() < deadline, sim.stderr.read() if sim.stderr else ""
-        time.sleep(0.05)
-    yield line, eps, env
-    sim.send_signal(signal.SIGTERM)
-    sim.wait(20)
+    """A `sim up` of the pooled line in its own process."""
+    with sim_up("pools", 20000, tmp_path) as running:
+        yield running
 
 
 def test_sigkill_of_a_lot_then_resume_runs_every_step_of_every_stack_exactly_once(

@@ -8,45 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from drivers.line import LINE_DIR
 from sequencer.journal import JournalError, read_events
 from sequencer.rundir import JOURNAL
 from sim_tools.control import send
-
-WAFERLINE = [sys.executable, "-m", "waferline.cli"]
+from tests.fixtures.sequencer import WAFERLINE, sim_up
 
 
 @pytest.fixture
 def slow_line(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
     """A `sim up` of the default line at a time scale where one step takes ~0.1-1 s of wall time."""
-    data = yaml.safe_load((LINE_DIR / "emulated.yaml").read_text())
-    data["time_scale"] = 4000
-    line = tmp_path / "line.yaml"
-    line.write_text(yaml.safe_dump(data))
-    eps = tmp_path / "endpoints.json"
-    env = {**os.environ, "WAFERLINE_RUNS_DIR": str(tmp_path / "runs")}
-    sim = subprocess.Popen([*WAFERLINE, "sim", "up", "--line", str(line), "--endpoints-file", str(eps),
-                            "--run-dir", str(tmp_path / "sim")], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 30
-    while not eps.exists():
-        assert sim.poll() is None and time.monotonic() < deadline, sim.stderr.read() if sim.stderr else ""
-        time.sleep(0.05)
-    yield line, eps, env
-    sim.send_signal(signal.SIGTERM)
-    sim.wait(20)
+    with sim_up("emulated", 4000, tmp_path) as running:
+        yield running
 
 
 def _journal(runs: Path) -> Path | None:
