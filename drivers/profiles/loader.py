@@ -47,14 +47,25 @@ def parse_profile(data: Any, source: str) -> ModbusProfile | SerialProfile | Mqt
         raise ProfileError(describe_validation_error(source, exc)) from exc
 
 
-def load_profile(
-    name_or_path: str | Path, base: Path | None = None
-) -> ModbusProfile | SerialProfile | MqttProfile:
+Profile = ModbusProfile | SerialProfile | MqttProfile
+_CACHE: dict[tuple[str, int, int], Profile] = {}  # (path, mtime_ns, size) -> parsed (frozen) profile
+
+
+def load_profile(name_or_path: str | Path, base: Path | None = None) -> Profile:
+    """The profile at a name or path, parsed once per file version: a line of 200 tools shares the
+    27 shipped profiles (profiles are frozen models, so sharing is safe); an edited file is re-read."""
     path = resolve_profile_path(name_or_path, base)
-    if not path.exists():
+    try:
+        st = path.stat()
+    except OSError:
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-        raise ProfileError(f"{path}: no such profile; shipped profiles: {', '.join(known)}")
+        raise ProfileError(f"{path}: no such profile; shipped profiles: {', '.join(known)}") from None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
     profile = parse_profile(read_yaml(path, ProfileError), str(path))
     if not profile.name:
         profile = profile.model_copy(update={"name": path.stem})
+    _CACHE[key] = profile
     return profile
