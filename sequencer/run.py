@@ -31,7 +31,6 @@ from sequencer.engine import Engine, Observer, pools_of
 from sequencer.flow import Flow, Step, expand, load_flow
 from sequencer.journal import Journal
 from sequencer.remote import RemoteControlServer
-from sequencer.report import write_report
 from sequencer.rundir import CONTROL_SOCK, JOURNAL, PID, SUMMARY, TRAVELER, create_run_dir
 from sequencer.traveler import Stack, new_stack
 
@@ -135,6 +134,8 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
 async def file_report(directory: Path) -> None:
     """The run's report (Gantt, cross-sections, utilization, history, claims) in <run>/report/.
     Rendering takes 0.2-3 s of CPU: in a thread, and a report that fails never fails the run."""
+    from sequencer.report import write_report  # matplotlib: ~40 MB, loaded when a run ends
+
     try:
         await asyncio.to_thread(write_report, directory)
     except Exception as exc:  # the run's record is the journal; the report can be rewritten from it
