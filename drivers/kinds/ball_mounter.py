@@ -1,35 +1,54 @@
 """Ball mounter: flux and place solder balls on the terminal sites, then reflow them in a profile oven.
 
 Flows A15, B14, C3/C4, C7/C8 and D. The reflow peak must sit 20-40 C above the alloy's liquidus
-(process-flows.md "ball_mounter" row); `ALLOYS` is module level so the sequencer can also check seed
-002's rule that a second reflow must not remelt the first terminal (first alloy melts higher).
+(process-flows.md "ball_mounter" row). The alloys and their melting ranges are data
+(configs/materials/alloys.yaml); the sequencer reads the same table for seed 002's rule that a second
+reflow must not remelt the first terminal (first alloy melts higher).
 """
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.tool import Recipe, Result, Tool
+from drivers.validation import read_yaml, validate_model
+
+ALLOY_FILE = Path(__file__).resolve().parents[2] / "configs" / "materials" / "alloys.yaml"
 
 
-class Alloy(NamedTuple):
-    solidus_c: float  # starts to melt
-    liquidus_c: float  # fully molten: the reflow window is measured from here
+class Alloy(BaseModel):
+    """One solder alloy's melting range, degC."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    solidus_c: float = Field(ge=100, le=400, description="starts to melt")
+    liquidus_c: float = Field(ge=100, le=400, description="fully molten: the reflow window starts here")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.solidus_c > self.liquidus_c:
+            raise ValueError(f"solidus {self.solidus_c:g} C above liquidus {self.liquidus_c:g} C")
+        return self
 
 
-# Typical public figures from the Pb-Sn phase diagram and solder makers' alloy charts (+-3 C).
-# Pb55Sn45 and Pb83Sn17 are hypo-eutectic and melt over a range: their solidus is 183 C and ~200 C, so
-# a eutectic second reflow (203-223 C) leaves them pasty, not molten; Pb90Sn10 stays solid.
-ALLOYS: dict[str, Alloy] = {
-    "Pb63Sn37": Alloy(183.0, 183.0),  # eutectic Sn-Pb
-    "SAC305": Alloy(217.0, 220.0),  # Sn96.5Ag3.0Cu0.5, lead-free
-    "Pb55Sn45": Alloy(183.0, 225.0),  # between Sn50Pb50 (liquidus ~214) and Sn40Pb60 (~235)
-    "Pb83Sn17": Alloy(200.0, 285.0),  # just past the Pb-rich solubility limit (~18 % Sn)
-    "Pb90Sn10": Alloy(268.0, 302.0),  # high-lead C4 bump alloy
-}
-AlloyName = Literal["Pb63Sn37", "SAC305", "Pb55Sn45", "Pb83Sn17", "Pb90Sn10"]
+class AlloyTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alloys: dict[str, Alloy] = Field(min_length=1)
+
+
+def load_alloys(path: Path = ALLOY_FILE) -> dict[str, Alloy]:
+    """The alloy table (configs/materials/alloys.yaml); ConfigError names the file, alloy and field."""
+    return validate_model(AlloyTable, read_yaml(path), str(path)).alloys
+
+
+ALLOYS: dict[str, Alloy] = load_alloys()
+if TYPE_CHECKING:
+    AlloyName = str
+else:  # the recipe's allowed alloys are the table's: profiles, flows and errors list them
+    AlloyName = Literal[tuple(ALLOYS)]
 REFLOW_ABOVE_LIQUIDUS_C = (20.0, 40.0)  # process-flows.md: reflow peak 20-40 C above liquidus
 PLACE_S_PER_BALL = 0.002  # stencil ball-drop head, ~200 s for 100k balls on a 300 mm wafer
 
