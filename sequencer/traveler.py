@@ -72,9 +72,10 @@ def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, to
     e, r = step.effect, step.recipe
 
     def layer(face: str, material: str, role: str, um: float, measured: bool, **extra: Any) -> None:
-        w.layers(face).append(Layer(material=material, role=role, thickness_um=round(um, 4), step=step.uid,
-                                    tool=tool, kind=step.kind, at=at, seq=seq, measured=measured,
-                                    last_step=step.uid, **extra))
+        # built from validated flow data and a validated tool result: no second validation
+        w.layers(face).append(Layer.model_construct(
+            material=material, role=role, thickness_um=round(um, 4), step=step.uid, tool=tool, kind=step.kind,
+            at=at, seq=seq, measured=measured, last_step=step.uid, **extra))
 
     if e.load is not None:
         w.material, w.thickness_um = e.load.material or w.material, e.load.thickness_um or w.thickness_um
@@ -154,7 +155,7 @@ def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, to
                 seq=seq))
     if e.dice is not None:
         stack.diced, stack.diced_by, stack.diced_seq = True, step.uid, seq
-    stack.history.append(HistoryEntry(
+    stack.history.append(HistoryEntry.model_construct(
         seq=seq, step=step.uid, spec_id=step.spec_id, kind=step.kind, tool=tool, at=at,
         wafers=list(step.touches), result=dict(result) if result is not None else None))
     for index in step.touches:
