@@ -195,7 +195,7 @@ class ProcessJobs:
         self.lot.journal.append("interlock_tripped", stack=stack.stack_id, uid=step.uid, tool=name,
                                 interlock=trip.interlock, reason=trip.reason, action=trip.action.value)
         if trip.interlock == "tool_alarm":  # the tool paused its own job: its fate is the operator's call
-            self._hold(stack, step, trip.interlock, trip.reason)
+            self._hold(stack, step, trip.interlock, f"{name}: {trip.reason}")
             return
         await abort_tool(tool)  # a band trip or a safety input: stop processing this wafer now
         self._failed(stack, step, name, job_id, "InterlockTripped", trip.reason, E90State.ABORTED)

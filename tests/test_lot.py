@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from drivers.line import LineConfig, apply_endpoints, load_line
+from sequencer.accounting import account
 from sequencer.control import RunState
 from sequencer.journal import Event, read_events
 from sequencer.remote import send_command
 from sequencer.run import RunOutcome, start_run
 from sequencer.rundir import JOURNAL, SUMMARY, TRAVELER
 from sequencer.state import rebuild
+from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 
 
@@ -186,3 +188,33 @@ async def test_abort_aborts_every_job_in_a_chamber(runs: Path) -> None:
         aborted = [w for w in stack.wafers if w.state == "ABORTED"]
         assert bool(aborted) == any(s == stack.stack_id for s, _u in failed)
     assert set(states.values()) <= {"IDLE"}, states
+
+
+async def test_an_alarm_in_a_lot_holds_keeps_the_tool_for_its_job_and_shows_as_down(runs: Path) -> None:
+    config = load_line("pools").model_copy(update={"time_scale": 100000.0})
+    async with EmulatedLine(config) as emulated:
+        assert emulated.endpoints is not None
+        live = apply_endpoints(config, emulated.endpoints)
+        emulated.tools["coater1"].faults.set(FaultSpec(kind=FaultKind.ALARM, alarm_id=101, at_fraction=0.5))
+        task = asyncio.create_task(start_run("flow-a", live, wafers=2, stacks=3))
+        run_dir = await _run_dir_when(runs, 1)
+        try:
+            evs = await _wait_state(run_dir, "HELD")
+            reply = await send_command(run_dir, "status", "test")
+        finally:  # a failed wait must not leave the run going
+            if not task.done():
+                await send_command(run_dir, "abort", "test", "scrap the lot")
+            outcome = await asyncio.wait_for(task, 30)
+    assert "tool_alarm" in reply["held_reason"] and "coater1" in reply["held_reason"]
+    held_at = max(e.seq for e in evs if e.kind == "state" and e.data["to"] == "HELD")
+    in_doubt = jobs_in_chamber(evs, held_at)  # only the paused job: it stays in doubt
+    assert len(in_doubt) == 1
+    tripped = next(e for e in evs if e.kind == "interlock_tripped")
+    later_on_coater1 = [e for e in evs if e.seq > tripped.seq and e.kind == "step_started"
+                        and e.data["tool"] == "coater1"]
+    assert later_on_coater1 == []  # reserved for the paused job's stack
+    assert outcome.state is RunState.ABORTED
+    acc = account(events(outcome))
+    coater1 = next(t for t in acc.tools if t.tool == "coater1")
+    assert coater1.down.tool > 0 and coater1.blocked.tool >= coater1.down.tool
+    assert abs(coater1.productive.tool + coater1.standby.tool + coater1.down.tool - acc.window.tool) < 1.0
