@@ -23,6 +23,7 @@ from sequencer.flow import Step
 from sequencer.interlocks import Bypass, BypassRefused, check_bypassable
 from sequencer.journal import Journal
 from sequencer.process_job import InDoubt, Key, Lot, Observer, ProcessJobs, abort_tool, now_iso
+from sequencer.scrap import scrap_stack
 from sequencer.traveler import Stack
 
 __all__ = ["Engine", "InDoubt", "Key", "Observer", "now_iso", "pools_of"]
@@ -52,6 +53,7 @@ class Engine:
         bypasses: list[Bypass] | None = None,
         observer: Observer | None = None,
         rule: DispatchRule = "most_steps_left",
+        scrapped: set[str] | None = None,
     ) -> None:
         self.lot = Lot(
             run_id=run_id, steps=steps, stacks={s.stack_id: s for s in stacks}, tools=tools, journal=journal,
@@ -60,6 +62,7 @@ class Engine:
             in_doubt=in_doubt or {}, bypasses=bypasses or [], rule=rule)
         self.jobs = ProcessJobs(self.lot)
         self.control = control
+        self.scrapped: set[str] = scrapped or set()  # stacks an operator took out of the lot
         self._changed = asyncio.Event()
         self._aborters: list[asyncio.Task[None]] = []
         self._in_chamber = 0  # process jobs past their start decision and not yet ended
@@ -87,6 +90,10 @@ class Engine:
         self.lot.bypasses.append(bypass)
         return None
 
+    def scrap(self, stack: str, who: str, why: str) -> str | None:
+        """Operator disposition: take one stack of a HELD lot out (scrap.py). None if done."""
+        return scrap_stack(self.lot, self.scrapped, stack, who, why)
+
     # --- the lot ---------------------------------------------------------------------------------
     async def execute(self) -> RunState:
         """Run every stack to the end of the flow, or until run control stops or aborts the lot."""
@@ -103,6 +110,8 @@ class Engine:
                 await asyncio.gather(*tasks, return_exceptions=True)
             if self._aborters:
                 await asyncio.gather(*self._aborters)
+            if self.control.state is RunState.EXECUTE and len(self.scrapped) == len(self.lot.stacks):
+                self.control.command("stop", who="sequencer", why="every stack of the lot was scrapped")
             if self.control.state in (RunState.STOPPING, RunState.ABORTING):
                 self.control.state_complete(why="nothing left in a chamber")
             elif self.control.state is RunState.EXECUTE and self._all_done():
@@ -114,7 +123,7 @@ class Engine:
         for step in self.lot.steps:
             key = (stack.stack_id, step.uid)
             while key not in self.lot.completed:
-                if not await self._checkpoint():
+                if not await self._checkpoint() or stack.stack_id in self.scrapped:
                     return
                 where = step.uid if len(self.lot.stacks) == 1 else f"{stack.stack_id}/{step.uid}"
                 with log_context(step=where):
@@ -126,7 +135,9 @@ class Engine:
         await self._checkpoint()  # a last HOLDING settles to HELD here if this stack ended the lot's jobs
 
     def _all_done(self) -> bool:
-        return all((s, step.uid) in self.lot.completed for s in self.lot.stacks for step in self.lot.steps)
+        """Every step of every stack still in the lot is done."""
+        return all((s, step.uid) in self.lot.completed for s in self.lot.stacks if s not in self.scrapped
+                   for step in self.lot.steps)
 
     async def _checkpoint(self) -> bool:
         """At a step boundary: settle STARTING/HOLDING/UNHOLDING, wait while HELD; False to stop here."""

@@ -29,9 +29,11 @@ from sequencer.rundir import CONTROL_SOCK
 
 log = logging.getLogger(__name__)
 
-REMOTE_COMMANDS = (*OPERATOR_COMMANDS, "status", "bypass")
+REMOTE_COMMANDS = (*OPERATOR_COMMANDS, "status", "bypass", "scrap")
 # on_bypass(interlock, role, reason, who, minutes) -> None if granted, else why not
 BypassHook = Callable[[str, str, str, str, float], str | None]
+# on_scrap(stack, who, why) -> None if the stack was scrapped, else why not
+ScrapHook = Callable[[str, str, str], str | None]
 MAX_LINE = 64 * 1024
 _SUN_PATH_MAX = 107
 
@@ -55,6 +57,7 @@ class ControlRequest(BaseModel):
     who: str
     why: str = ""
     bypass: BypassRequest | None = None
+    stack: str | None = Field(default=None, description="scrap: the stack (full id or S<n>)")
 
 
 class ControlReply(BaseModel):
@@ -84,6 +87,7 @@ class RemoteControlServer:
         self.control = control
         self.path = Path(path)
         self.on_bypass: BypassHook | None = None  # set by the run once its engine exists
+        self.on_scrap: ScrapHook | None = None
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[Any]] = set()
 
@@ -164,6 +168,11 @@ class RemoteControlServer:
             b = req.bypass
             error = self.on_bypass(b.interlock, b.role, req.why, req.who, b.minutes)
             return self._reply(error is None, error)
+        if req.command == "scrap":
+            if req.stack is None or self.on_scrap is None:
+                return self._reply(False, "scrap needs {stack} and a running engine")
+            error = self.on_scrap(req.stack, req.who, req.why)
+            return self._reply(error is None, error)
         try:
             ctl.command(req.command, who=req.who, why=req.why)
         except InvalidTransition as exc:
@@ -192,7 +201,7 @@ async def _answers(path: Path) -> bool:
 
 async def send_command(
     run_dir: Path, command: str, who: str, why: str = "", *, timeout: float = 5.0,  # noqa: ASYNC109
-    bypass: dict[str, Any] | None = None,
+    bypass: dict[str, Any] | None = None, stack: str | None = None,
 ) -> dict[str, Any]:
     """Send one command to the run's live sequencer and return its reply (ok may be false).
 
@@ -213,6 +222,8 @@ async def send_command(
             request: dict[str, Any] = {"command": command, "who": who, "why": why}
             if bypass is not None:
                 request["bypass"] = bypass
+            if stack is not None:
+                request["stack"] = stack
             writer.write(json.dumps(request).encode() + b"\n")
             await writer.drain()
             line = await reader.readline()

@@ -23,7 +23,7 @@ from sequencer.state import rebuild
 from sequencer.traveler import Stack
 
 HISTORY_KINDS = ("permissive_refused", "interlock_tripped", "alarm", "step_failed", "step_unknown",
-                 "step_recovered", "bypass", "bypass_used", "state")
+                 "step_recovered", "bypass", "bypass_used", "stack_scrapped", "state")
 HISTORY_STATES = ("HOLDING", "UNHOLDING", "STOPPING", "ABORTING")
 
 
@@ -45,6 +45,7 @@ class StackView(BaseModel):
     claims: list[Claim]
     claims_ok: bool
     completed: bool
+    scrapped: str | None = None  # who scrapped it and why, if an operator took it out of the lot
 
 
 class HistoryRow(BaseModel):
@@ -145,6 +146,9 @@ def _row(ev: Event) -> tuple[str, str, str, str] | None:
     if kind == "bypass":
         return (str(d.get("interlock")), str(d.get("reason")),
                 f"bypass granted ({d.get('role')}) until {d.get('expires_at')}", str(d.get("who")))
+    if kind == "stack_scrapped":
+        action = f"stack scrapped: wafers {d.get('wafers')} ABORTED"
+        return "disposition", str(d.get("why")), action, str(d.get("who"))
     if kind == "bypass_used":
         return str(d.get("interlock")), str(d.get("reason")), f"bypassed ({d.get('role')})", str(d.get("who"))
     if kind == "state" and d.get("to") in HISTORY_STATES:
@@ -163,7 +167,7 @@ def history(events: list[Event], acc: LineAccounting, run_id: str, default: str)
         if row is None:
             continue
         d = ev.data
-        stack = str(d.get("stack") or default) if "uid" in d else ""
+        stack = str(d.get("stack") or default) if "uid" in d or "stack" in d else ""
         tool = str(d.get("tool") or tools.get((stack, str(d.get("uid"))), "-")) if "uid" in d else "-"
         hours = (epoch(ev.ts) - t0) * acc.time_scale / 3600
         rows.append(HistoryRow(ts=ev.ts, hours=hours, stack=short_id(run_id, stack) if stack else "-",
@@ -185,12 +189,14 @@ def load_run(directory: Path) -> RunData:
     travelers = {s.stack_id: s for s in _travelers(directory, events)}
     ids = acc.stacks + [sid for sid in travelers if sid not in acc.stacks]
     first = ids[0] if ids else snap.stack_id
+    scraps = {str(e.data.get("stack")): f"scrapped by {e.data.get('who')}: {e.data.get('why')}"
+              for e in events if e.kind == "stack_scrapped"}
     stacks = []
     for sid in ids:
         claims = _claims(summary, sid, first)
         stacks.append(StackView(stack_id=sid, short=short_id(snap.run_id, sid), traveler=travelers.get(sid),
                                 claims=claims, claims_ok=bool(claims) and all(c.ok for c in claims),
-                                completed=sid in acc.stacks_completed))
+                                completed=sid in acc.stacks_completed, scrapped=scraps.get(sid)))
     created = next((e.data for e in events if e.kind == "run_created"), {})
     return RunData(
         run_id=snap.run_id, directory=directory, flow=snap.flow, line=snap.line, wafers=snap.wafers,

@@ -129,6 +129,7 @@ def _history(data: RunData) -> str:
 def _claims(view: StackView, state: str) -> str:
     if not view.claims:
         why = "the run ended " + state if not view.completed else "no claims check was filed"
+        why = view.scrapped or why
         return f"<p class='muted'>No claims check for {escape(view.short)}: {escape(why)}.</p>"
     ok, bad = "<span class='ok'>ok</span>", "<span class='bad'>FAILED</span>"
     verdict = "<span class='ok'>all claims hold</span>" if view.claims_ok else bad

@@ -18,6 +18,7 @@ from sequencer.interlocks import Bypass
 from sequencer.journal import Event, Journal
 from sequencer.run import RunOutcome, drive
 from sequencer.rundir import JOURNAL, run_dir
+from sequencer.scrap import mark_scrapped
 from sequencer.state import rebuild
 from sequencer.traveler import E90State, Stack, apply_step, new_stack, set_state
 
@@ -32,6 +33,8 @@ def replay_journal(
     completed: set[Key] = set()
     in_doubt: dict[Key, InDoubt] = {}
     for ev in events:
+        if ev.kind == "stack_scrapped":
+            mark_scrapped(by_id[str(ev.data["stack"])])
         if not ev.kind.startswith("step_"):
             continue
         d = ev.data
@@ -78,5 +81,6 @@ async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
             "stacks": stacks, "observer": observer, "completed": completed, "in_doubt": in_doubt,
             "on_control": on_control, "bypasses": bypasses,
             "rule": next((e.data.get("rule") for e in events if e.kind == "run_created"), None)
-            or "most_steps_left"}
+            or "most_steps_left",
+            "scrapped": {str(e.data["stack"]) for e in events if e.kind == "stack_scrapped"}}
         return await drive(run_dir(run_id), journal, control, line, steps, who, engine_args)

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ class RunOutcome:
     held_reason: str | None
     stacks: list[Stack]
     claims_by_stack: dict[str, list[ClaimCheck]]
+    scrapped: set[str] = field(default_factory=set)  # stacks an operator took out of the lot
 
     @property
     def stack(self) -> Stack:
@@ -58,8 +59,10 @@ class RunOutcome:
 
     @property
     def claims_ok(self) -> bool:
-        checks = [self.claims_by_stack.get(s.stack_id, []) for s in self.stacks]
-        return all(c and all(x.ok for x in c) for c in checks)
+        """Every stack still in the lot (at least one) has its claims checked and holding."""
+        kept = [s.stack_id for s in self.stacks if s.stack_id not in self.scrapped]
+        checks = [self.claims_by_stack.get(stack_id, []) for stack_id in kept]
+        return bool(checks) and all(c and all(x.ok for x in c) for c in checks)
 
 
 def refuse_bad_flow(flow: Flow, wafers: int) -> None:
@@ -109,12 +112,13 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
         async with connected(line, {s.kind for s in steps if s.kind}) as tools:
             engine = Engine(run_id=journal.run_id, steps=steps, tools=tools, journal=journal, control=control,
                             **engine_args)
-            server.on_bypass = engine.grant_bypass
+            server.on_bypass, server.on_scrap = engine.grant_bypass, engine.scrap
             if control.state is RunState.IDLE:
                 control.command("start", who=who, why="run started")
             state = await engine.execute()
         stacks = engine.stacks
-        claims = {s.stack_id: check_claims(s) for s in stacks} if state is RunState.COMPLETING else {}
+        kept = [s for s in stacks if s.stack_id not in engine.scrapped]
+        claims = {s.stack_id: check_claims(s) for s in kept} if state is RunState.COMPLETING else {}
         travelers = [json.loads(s.model_dump_json()) for s in stacks]
         journal.append("traveler", stacks=travelers,
                        claims={sid: [c.__dict__ for c in cs] for sid, cs in claims.items()})
@@ -122,7 +126,8 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
         (directory / TRAVELER).write_text(json.dumps(filed, indent=2))
         if state is RunState.COMPLETING:
             state = control.state_complete(why="travelers and claims check filed")
-        outcome = RunOutcome(journal.run_id, directory, state, control.held_reason, stacks, claims)
+        outcome = RunOutcome(journal.run_id, directory, state, control.held_reason, stacks, claims,
+                             set(engine.scrapped))
         (directory / SUMMARY).write_text(json.dumps(summary(outcome, steps), indent=2))
         await file_report(directory)
         return outcome
@@ -156,6 +161,7 @@ def summary(outcome: RunOutcome, steps: list[Step]) -> dict[str, Any]:
         "claims": _claims_json(outcome.claims), "claims_ok": outcome.claims_ok,
         "stacks": [{"stack_id": s.stack_id,
                     "wafers": [{"index": w.index, "state": str(w.state)} for w in s.wafers],
+                    "scrapped": s.stack_id in outcome.scrapped,
                     "claims": _claims_json(outcome.claims_by_stack.get(s.stack_id, [])),
                     "claims_ok": bool(outcome.claims_by_stack.get(s.stack_id))
                     and all(c.ok for c in outcome.claims_by_stack[s.stack_id])}

@@ -60,6 +60,7 @@ class RunSnapshot(BaseModel):
     stack_id: str = ""
     stacks: list[str] = Field(default_factory=list)  # a lot's stack ids (older journals: empty)
     pools: dict[str, list[str]] = Field(default_factory=dict)  # kind -> tool names the run dispatched over
+    scrapped: list[str] = Field(default_factory=list)  # stacks an operator took out of the lot
     state: RunState = RunState.IDLE
     held_reason: str | None = None
     steps: dict[str, StepRecord] = Field(default_factory=dict)
@@ -130,6 +131,8 @@ def _apply(snap: RunSnapshot, ev: Event) -> None:
         snap.bypasses.append(BypassRecord(
             interlock=str(d.get("interlock")), role=d.get("role"), reason=d.get("reason"),
             expires_at=d.get("expires_at"), who=d.get("who"), seq=ev.seq, ts=ev.ts))
+    elif ev.kind == "stack_scrapped":
+        snap.scrapped = [*snap.scrapped, str(d.get("stack"))]
     elif ev.kind == "alarm":
         snap.alarms.append({**d, "seq": ev.seq, "ts": ev.ts})
     elif ev.kind == "traveler":

@@ -218,3 +218,50 @@ async def test_an_alarm_in_a_lot_holds_keeps_the_tool_for_its_job_and_shows_as_d
     coater1 = next(t for t in acc.tools if t.tool == "coater1")
     assert coater1.down.tool > 0 and coater1.blocked.tool >= coater1.down.tool
     assert abs(coater1.productive.tool + coater1.standby.tool + coater1.down.tool - acc.window.tool) < 1.0
+
+
+async def test_scrapping_the_alarmed_stack_lets_the_rest_of_the_lot_complete(runs: Path) -> None:
+    config = load_line("pools").model_copy(update={"time_scale": 100000.0})
+    async with EmulatedLine(config) as emulated:
+        assert emulated.endpoints is not None
+        live = apply_endpoints(config, emulated.endpoints)
+        emulated.tools["coater1"].faults.set(FaultSpec(kind=FaultKind.ALARM, alarm_id=101, at_fraction=0.5))
+        task = asyncio.create_task(start_run("flow-a", live, wafers=2, stacks=3))
+        run_dir = await _run_dir_when(runs, 1)
+        try:
+            evs = await _wait_state(run_dir, "HELD")
+            paused = next(e for e in evs if e.kind == "interlock_tripped")
+            victim = paused.data["stack"]
+            refused = await send_command(run_dir, "scrap", "op", "too short", stack=victim)
+            assert not refused["ok"] and "10 characters" in refused["error"]
+            unknown = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it", stack="S9")
+            assert not unknown["ok"] and "no stack 'S9'" in unknown["error"]
+            emulated.tools["coater1"].faults.clear()
+            emulated.tools["coater1"].command("reset", {})  # the operator clears the tool: job FAILED
+            done = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it",
+                                      stack=victim.rsplit("-", 1)[-1])
+            assert done["ok"], done
+            again = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it", stack=victim)
+            assert not again["ok"] and "already scrapped" in again["error"]
+            assert (await send_command(run_dir, "restart", "op", "go on without it"))["ok"]
+        except BaseException:  # a failed step of the test must not leave the run going
+            if not task.done():
+                await send_command(run_dir, "abort", "test", "test failed")
+                await asyncio.wait_for(task, 30)
+            raise
+        outcome = await asyncio.wait_for(task, 60)
+    assert outcome.state is RunState.COMPLETE and outcome.scrapped == {victim}
+    kept = {s.stack_id for s in outcome.stacks} - {victim}
+    assert outcome.claims_ok and set(outcome.claims_by_stack) == kept
+    scrapped = next(s for s in outcome.stacks if s.stack_id == victim)
+    assert {str(w.state) for w in scrapped.wafers} == {"ABORTED"}
+    evs = events(outcome)
+    mark = next(e for e in evs if e.kind == "stack_scrapped")
+    assert mark.data["who"] == "op" and mark.data["stack"] == victim
+    after = [e for e in evs if e.seq > mark.seq and e.kind == "step_started" and e.data["stack"] == victim]
+    assert after == []
+    summary = json.loads((outcome.directory / SUMMARY).read_text())
+    assert [s["scrapped"] for s in summary["stacks"]].count(True) == 1
+    assert rebuild(outcome.directory / JOURNAL).scrapped == [victim]
+    page = (outcome.directory / "report" / "index.html").read_text()
+    assert "scrapped by op: resist burnt, scrap it" in page and "disposition" in page

@@ -19,6 +19,7 @@ app.command("check")(check_cmd.check)
 app.command("run")(run_cmd.run)
 app.command("resume")(run_cmd.resume)
 app.command("bypass")(run_cmd.bypass)
+app.command("scrap")(run_cmd.scrap)
 app.command("report")(report_cmd.report)
 for _verb, _doc in run_cmd.REMOTE_VERBS.items():
     app.command(_verb)(run_cmd.make_remote(_verb, _doc))

@@ -165,11 +165,12 @@ def resume(run_id: str, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT,
 
 
 def _send(
-    run_id: str, command: str, who: str, why: str, bypass: dict[str, Any] | None = None
+    run_id: str, command: str, who: str, why: str, bypass: dict[str, Any] | None = None,
+    stack: str | None = None,
 ) -> dict[str, Any]:
     """One request to the run's sequencer; exit 2 if it is not reachable, 1 if it says no."""
     try:
-        reply = asyncio.run(send_command(run_dir(run_id), command, who, why, bypass=bypass))
+        reply = asyncio.run(send_command(run_dir(run_id), command, who, why, bypass=bypass, stack=stack))
     except WaferlineError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -202,6 +203,18 @@ REMOTE_VERBS = {
     "reset": "Reset a STOPPED, ABORTED or COMPLETE run to IDLE.",
     "status": "Show a running sequencer's state and why it is held.",
 }
+
+
+def scrap(
+    run_id: str,
+    stack: str = typer.Argument(..., help="the stack: its id or S<n> (S3 = the lot's third)"),
+    why: str = typer.Option(..., "--why", help="the disposition, for the traveler (10+ characters)"),
+    who: str = typer.Option("operator", "--who", help="who decides, journaled"),
+) -> None:
+    """Scrap one stack of a HELD lot: its unfinished wafers become ABORTED and it takes no further
+    step; `restart` then goes on with the other stacks."""
+    reply = _send(run_id, "scrap", who, why, stack=stack)
+    console.print(f"run {run_id}: stack {stack} scrapped by {who}; run {reply['state']} (restart to go on)")
 
 
 def bypass(
