@@ -228,7 +228,7 @@ def report(rows: list[Figures], fixed: dict[str, float], wafers: int) -> None:
         ("overhead per step, raw", _stat(col("raw_ms")) + "  (nothing subtracted)"),
         ("overhead per step, count x RT", _stat(col("overhead_rt_ms")) + "  (noisy, see docstring)"),
         ("OVERHEAD PER STEP, io-timed", _stat(col("overhead_io_ms"))),
-        ("  of which journal appends", _stat(col("journal_ms")) + "  (2 per tool step)"),
+        ("  of which journal appends", _stat(col("journal_ms")) + "  (the one commit per tool step)"),
         ("journal append, in the run", _stat(col("append_us"), " us", ".0f")),
         ("journal append, 2000 back to back", f"{fixed['append_us']:.0f} us  (sync normal, WAL)"),
         ("start_run outside the step loop", _stat(col("setup_ms"), " ms", ".0f") + "  per run, not per step"),
