@@ -1,7 +1,8 @@
 """200 emulated tools driven at once by one controller process: missed polls, round trips, loop lag,
 memory and CPU (issue 5; benchmarks/line.py calls `measure_scale`).
 
-Run:  python -m benchmarks._scale --tools 200 --seconds 20 [--broker mosquitto] [--poll-interval S]
+Run:  python -m benchmarks._scale --tools 200 --seconds 20 [--broker amqtt|amqtt-process|mosquitto]
+      [--poll-interval S]
       [--json]
 
 The emulators run in a child process (benchmarks/_scale_emu.py: what `waferline sim up` does with a
@@ -11,7 +12,8 @@ runs back-to-back recipe jobs with the driver's normal status polling (default_p
 line's time scale, or --poll-interval). New jobs start until `seconds` have passed; jobs already
 running finish, so the window is a little longer than `seconds`. Missed polls are defined in
 _scale_probe.py. With broker="amqtt" the broker is a thread of the emulator process (as `sim up`
-runs it); with "mosquitto" it is a third process, reported on its own. Other load on the machine is
+runs it); with "amqtt-process" (sim_tools/broker_proc.py) and "mosquitto" it is a third process,
+reported on its own (result key "broker_process"). Other load on the machine is
 measured and named, because on a shared 2-core box it changes every figure.
 """
 
@@ -38,6 +40,7 @@ from benchmarks._scale_line import (
 )
 from benchmarks._scale_probe import LagTicker, ToolProbe, TransportStats
 from benchmarks._scale_procs import (
+    AmqttProcess,
     EmulatorProcess,
     Mosquitto,
     busiest_others,
@@ -51,7 +54,7 @@ from drivers.line import BrokerConfig, LineConfig, apply_endpoints
 from drivers.tool import ProcessState, Recipe
 
 __all__ = ["BROKERS", "format_table", "measure_scale", "print_report"]
-BROKERS = ("amqtt", "mosquitto")
+BROKERS = ("amqtt", "amqtt-process", "mosquitto")
 RECOVER_S = 10.0
 
 
@@ -67,7 +70,9 @@ async def measure_scale(tools: int = 200, seconds: float = 20.0, *, broker: str 
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="waferline-scale-") as tmp:
         work = Path(tmp)
-        mosquitto = Mosquitto(work / "mosquitto") if broker == "mosquitto" else None
+        mosquitto: Mosquitto | AmqttProcess | None = (
+            Mosquitto(work / "mosquitto") if broker == "mosquitto"
+            else AmqttProcess() if broker == "amqtt-process" else None)
         emulators: EmulatorProcess | None = None
         try:
             broker_cfg = BrokerConfig()
@@ -98,7 +103,8 @@ async def measure_scale(tools: int = 200, seconds: float = 20.0, *, broker: str 
 
 
 async def _drive_line(line: LineConfig, recipes: dict[str, Recipe], seconds: float,
-                      emulators: EmulatorProcess, mosquitto: Mosquitto | None) -> dict[str, Any]:
+                      emulators: EmulatorProcess,
+                      mosquitto: Mosquitto | AmqttProcess | None) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     me = psutil.Process()
     rss_before = usage(me)["rss_mb"]
@@ -169,7 +175,7 @@ async def _drive_line(line: LineConfig, recipes: dict[str, Recipe], seconds: flo
     for side in ("controller", "emulator"):
         result[side]["cpu_ms_per_status_read"] = round(result[side]["cpu_s"] / reads * 1000, 3)
     if mosquitto is not None and mq0 is not None and mq1 is not None:
-        result["mosquitto"] = _process_figures(mosquitto.ps.pid if mosquitto.ps else None, mq0, mq1,
+        result["broker_process"] = _process_figures(mosquitto.ps.pid if mosquitto.ps else None, mq0, mq1,
                                                elapsed)
     return result
 

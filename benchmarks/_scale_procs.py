@@ -17,6 +17,7 @@ import psutil
 
 from drivers.line import Endpoints
 from sim_tools.broker import MosquittoBroker
+from sim_tools.broker_proc import BrokerProcess
 
 MB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[1]  # `-m benchmarks...` must resolve from any cwd
@@ -165,6 +166,31 @@ class Mosquitto:
             with contextlib.suppress(psutil.Error):
                 if str(self.workdir) in " ".join(child.cmdline()):
                     self.ps = child
+        return port
+
+    def usage(self) -> dict[str, Any] | None:
+        if self.ps is None:
+            return None
+        with contextlib.suppress(psutil.Error):
+            return usage(self.ps)
+        return None
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+
+class AmqttProcess:
+    """The amqtt broker in its own process (sim_tools.broker_proc) for broker="amqtt-process": the
+    same Python broker as the default, on a core of its own instead of a thread of the emulators."""
+
+    def __init__(self) -> None:
+        self.broker = BrokerProcess()
+        self.ps: psutil.Process | None = None
+
+    async def start(self) -> int:
+        port = await self.broker.start()
+        if self.broker.proc is not None:
+            self.ps = psutil.Process(self.broker.proc.pid)
         return port
 
     def usage(self) -> dict[str, Any] | None:

@@ -50,8 +50,9 @@ def format_table(r: dict[str, Any]) -> str:
                  f"{mach['irq_core_pct']}%, steal {mach['steal_core_pct']}%)")
     if mach["busiest_others"]:
         lines.append("  busiest other processes: " + "; ".join(mach["busiest_others"]))
-    if (m := r.get("mosquitto")) is not None:
-        lines.append(f"mosquitto (pid {m['pid']}): RSS {m['rss_end_mb']} MB; CPU {m['cpu_s']} s in the "
+    if (m := r.get("broker_process")) is not None:
+        lines.append(f"{r.get('broker', 'broker')} (pid {m['pid']}): RSS {m['rss_end_mb']} MB; "
+                     f"CPU {m['cpu_s']} s in the "
                      f"window ({m['cpu_core_pct']}% of one core)")
     nf = r["nofile"]
     note = nf["controller"]["note"]

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=20000.0)
     parser.add_argument("--tools", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--broker", default="amqtt", choices=["amqtt", "mosquitto"])
+    parser.add_argument("--broker", default="amqtt", choices=["amqtt", "amqtt-process", "mosquitto"])
     parser.add_argument("--skip-lot", action="store_true")
     parser.add_argument("--compare", action="store_true", help="also run the lot with the lot_order rule")
     parser.add_argument("--skip-scale", action="store_true")

@@ -49,7 +49,13 @@ def check_smoke(r: dict[str, Any]) -> None:
 async def test_twelve_tools_amqtt() -> None:
     r = await measure_scale(12, 3.0)
     check_smoke(r)
-    assert r["broker"] == "amqtt" and "mosquitto" not in r
+    assert r["broker"] == "amqtt" and "broker_process" not in r
+
+
+async def test_twelve_tools_amqtt_in_its_own_process() -> None:
+    r = await measure_scale(12, 3.0, broker="amqtt-process")
+    check_smoke(r)
+    assert r["broker"] == "amqtt-process" and not psutil.pid_exists(r["broker_process"]["pid"])
 
 
 @pytest.mark.mosquitto
@@ -59,7 +65,7 @@ async def test_twelve_tools_mosquitto() -> None:
     r = await measure_scale(12, 3.0, broker="mosquitto", poll_interval_s=0.05)
     check_smoke(r)
     assert r["poll_interval_s"] == 0.05
-    assert r["mosquitto"]["cpu_s"] >= 0 and not psutil.pid_exists(r["mosquitto"]["pid"])
+    assert r["broker_process"]["cpu_s"] >= 0 and not psutil.pid_exists(r["broker_process"]["pid"])
 
 
 def test_nofile_soft_limit_is_raised_to_hard_and_a_shortfall_is_reported() -> None:
