@@ -155,6 +155,7 @@ class MqttToolServer:
             self._client = client
             self.connections += 1
             await client.subscribe(self.command_topic, qos=1)
+            await client.subscribe(self.online_topic, qos=1)  # to correct a stale will (below)
             await client.publish(self.online_topic, b"online", qos=1, retain=True)
             while not self._status.empty():  # stale snapshots: publish the current one instead
                 self._status.get_nowait()
@@ -167,6 +168,12 @@ class MqttToolServer:
                     # newly connected client, so check the topic.
                     if message.topic.value == self.command_topic and not self._dropped:
                         await self._handle(client, message.payload)
+                    elif (message.topic.value == self.online_topic and message.payload == b"offline"
+                          and not (self._dropped or self._stopping)):
+                        # the will of our previous, dropped session can reach the broker after
+                        # this session said "online" (seen with amqtt under load): a live tool
+                        # says so again rather than stay retained as offline
+                        await client.publish(self.online_topic, b"online", qos=1, retain=True)
             finally:
                 publisher.cancel()
                 await asyncio.wait({publisher})
