@@ -78,6 +78,14 @@ class RunData(BaseModel):
     def short(self, stack_id: str | None) -> str:
         return short_id(self.run_id, stack_id)
 
+    @property
+    def size(self) -> str:
+        """'4 wafer(s)', or a package flow's members ('carrier1, chip1, chip2, carrier2')."""
+        traveler = next((s.traveler for s in self.stacks if s.traveler is not None), None)
+        if traveler is not None and any(w.form != "wafer" for w in traveler.wafers):
+            return ", ".join(w.name or str(w.index) for w in traveler.wafers)
+        return f"{self.wafers} wafer(s)"
+
 
 def short_id(run_id: str, stack_id: str | None) -> str:
     if not stack_id:

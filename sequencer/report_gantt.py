@@ -111,7 +111,7 @@ def draw_gantt(data: RunData, path: Path) -> Path:
     ax.set_xlabel(f"tool hours since the run entered EXECUTE (wall seconds x time_scale {acc.time_scale:g})",
                   fontsize=8)
     ratio = f"{acc.ratio:.0%}" if acc.ratio is not None else "n/a"
-    ax.set_title(f"run {data.run_id} - {data.flow}, {len(data.stacks)} stack(s) x {data.wafers} wafer(s) - "
+    ax.set_title(f"run {data.run_id} - {data.flow}, {len(data.stacks)} stack(s) x {data.size} - "
                  f"{data.state} - makespan {acc.makespan.tool / HOUR:.1f} tool h, throughput / bound {ratio}",
                  fontsize=10, loc="left")
     _legend(fig, ax, data, colour)

@@ -64,7 +64,7 @@ def _summary(data: RunData) -> str:
     held = f"<p class='bad'>held: {escape(data.held_reason)}</p>" if data.held_reason else ""
     done = len(acc.stacks_completed)
     rows = [["flow", escape(data.flow)], ["line", escape(data.line)],
-            ["stacks", f"{len(data.stacks)} x {data.wafers} wafer(s); {done} completed"],
+            ["stacks", f"{len(data.stacks)} x {data.size}; {done} completed"],
             ["window", f"{_h(acc.window)} tool h ({acc.window.wall:.2f} wall s at time_scale "
                        f"{acc.time_scale:g}), from {escape(acc.window_start)}"],
             ["makespan", f"{_h(acc.makespan)} tool h (first job start to last job end)"],
