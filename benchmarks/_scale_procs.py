@@ -149,56 +149,58 @@ class EmulatorProcess:
         self.returncode = proc.returncode
 
 
-class Mosquitto:
+class BrokerChild:
+    """A broker in a process of its own (a third process, next to the controller and the emulators):
+    started and stopped by `broker`, its psutil process kept to report its CPU and RSS."""
+
+    broker: MosquittoBroker | BrokerProcess
+
+    def __init__(self) -> None:
+        self.ps: psutil.Process | None = None
+
+    def usage(self) -> dict[str, Any] | None:
+        if self.ps is None:
+            return None
+        with contextlib.suppress(psutil.Error):
+            return usage(self.ps)
+        return None
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+
+class Mosquitto(BrokerChild):
     """A mosquitto for broker="mosquitto", started like tests/fixtures/mqtt.py does; its process is
-    found among our children by its config directory, to report its CPU and RSS."""
+    found among our children by its config directory."""
 
     def __init__(self, workdir: Path) -> None:
-        self.broker = MosquittoBroker(workdir)
+        super().__init__()
+        self.mosquitto = MosquittoBroker(workdir)
+        self.broker = self.mosquitto
         self.workdir = workdir
-        self.ps: psutil.Process | None = None
 
     async def start(self) -> int:
         if not MosquittoBroker.available():
             raise RuntimeError("broker='mosquitto' but no mosquitto binary on PATH")
-        port = await self.broker.start()
+        port = await self.mosquitto.start()
         for child in psutil.Process().children():
             with contextlib.suppress(psutil.Error):
                 if str(self.workdir) in " ".join(child.cmdline()):
                     self.ps = child
         return port
 
-    def usage(self) -> dict[str, Any] | None:
-        if self.ps is None:
-            return None
-        with contextlib.suppress(psutil.Error):
-            return usage(self.ps)
-        return None
 
-    async def stop(self) -> None:
-        await self.broker.stop()
-
-
-class AmqttProcess:
+class AmqttProcess(BrokerChild):
     """The amqtt broker in its own process (sim_tools.broker_proc) for broker="amqtt-process": the
     same Python broker as the default, on a core of its own instead of a thread of the emulators."""
 
     def __init__(self) -> None:
-        self.broker = BrokerProcess()
-        self.ps: psutil.Process | None = None
+        super().__init__()
+        self.process = BrokerProcess()
+        self.broker = self.process
 
     async def start(self) -> int:
-        port = await self.broker.start()
-        if self.broker.proc is not None:
-            self.ps = psutil.Process(self.broker.proc.pid)
+        port = await self.process.start()
+        if self.process.proc is not None:
+            self.ps = psutil.Process(self.process.proc.pid)
         return port
-
-    def usage(self) -> dict[str, Any] | None:
-        if self.ps is None:
-            return None
-        with contextlib.suppress(psutil.Error):
-            return usage(self.ps)
-        return None
-
-    async def stop(self) -> None:
-        await self.broker.stop()

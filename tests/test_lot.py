@@ -10,6 +10,7 @@ import itertools
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -190,7 +191,11 @@ async def test_abort_aborts_every_job_in_a_chamber(runs: Path) -> None:
     assert set(states.values()) <= {"IDLE"}, states
 
 
-async def test_an_alarm_in_a_lot_holds_keeps_the_tool_for_its_job_and_shows_as_down(runs: Path) -> None:
+@asynccontextmanager
+async def held_by_an_alarm(runs: Path) -> AsyncIterator[tuple[EmulatedLine, asyncio.Task[RunOutcome], Path,
+                                                               list[Event]]]:
+    """A 3-stack lot on its own pooled line whose coater1 alarms mid-job; yields once the lot is HELD
+    (line, run task, run dir, journal so far). If the test fails inside, the run is aborted."""
     config = load_line("pools").model_copy(update={"time_scale": 100000.0})
     async with EmulatedLine(config) as emulated:
         assert emulated.endpoints is not None
@@ -199,12 +204,19 @@ async def test_an_alarm_in_a_lot_holds_keeps_the_tool_for_its_job_and_shows_as_d
         task = asyncio.create_task(start_run("flow-a", live, wafers=2, stacks=3))
         run_dir = await _run_dir_when(runs, 1)
         try:
-            evs = await _wait_state(run_dir, "HELD")
-            reply = await send_command(run_dir, "status", "test")
-        finally:  # a failed wait must not leave the run going
+            yield emulated, task, run_dir, await _wait_state(run_dir, "HELD")
+        except BaseException:
             if not task.done():
-                await send_command(run_dir, "abort", "test", "scrap the lot")
-            outcome = await asyncio.wait_for(task, 30)
+                await send_command(run_dir, "abort", "test", "test failed")
+                await asyncio.wait_for(task, 30)
+            raise
+
+
+async def test_an_alarm_in_a_lot_holds_keeps_the_tool_for_its_job_and_shows_as_down(runs: Path) -> None:
+    async with held_by_an_alarm(runs) as (_line, task, run_dir, evs):
+        reply = await send_command(run_dir, "status", "test")
+        await send_command(run_dir, "abort", "test", "scrap the lot")
+        outcome = await asyncio.wait_for(task, 30)
     assert "tool_alarm" in reply["held_reason"] and "coater1" in reply["held_reason"]
     held_at = max(e.seq for e in evs if e.kind == "state" and e.data["to"] == "HELD")
     in_doubt = jobs_in_chamber(evs, held_at)  # only the paused job: it stays in doubt
@@ -221,34 +233,21 @@ async def test_an_alarm_in_a_lot_holds_keeps_the_tool_for_its_job_and_shows_as_d
 
 
 async def test_scrapping_the_alarmed_stack_lets_the_rest_of_the_lot_complete(runs: Path) -> None:
-    config = load_line("pools").model_copy(update={"time_scale": 100000.0})
-    async with EmulatedLine(config) as emulated:
-        assert emulated.endpoints is not None
-        live = apply_endpoints(config, emulated.endpoints)
-        emulated.tools["coater1"].faults.set(FaultSpec(kind=FaultKind.ALARM, alarm_id=101, at_fraction=0.5))
-        task = asyncio.create_task(start_run("flow-a", live, wafers=2, stacks=3))
-        run_dir = await _run_dir_when(runs, 1)
-        try:
-            evs = await _wait_state(run_dir, "HELD")
-            paused = next(e for e in evs if e.kind == "interlock_tripped")
-            victim = paused.data["stack"]
-            refused = await send_command(run_dir, "scrap", "op", "too short", stack=victim)
-            assert not refused["ok"] and "10 characters" in refused["error"]
-            unknown = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it", stack="S9")
-            assert not unknown["ok"] and "no stack 'S9'" in unknown["error"]
-            emulated.tools["coater1"].faults.clear()
-            emulated.tools["coater1"].command("reset", {})  # the operator clears the tool: job FAILED
-            done = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it",
-                                      stack=victim.rsplit("-", 1)[-1])
-            assert done["ok"], done
-            again = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it", stack=victim)
-            assert not again["ok"] and "already scrapped" in again["error"]
-            assert (await send_command(run_dir, "restart", "op", "go on without it"))["ok"]
-        except BaseException:  # a failed step of the test must not leave the run going
-            if not task.done():
-                await send_command(run_dir, "abort", "test", "test failed")
-                await asyncio.wait_for(task, 30)
-            raise
+    async with held_by_an_alarm(runs) as (emulated, task, run_dir, evs):
+        paused = next(e for e in evs if e.kind == "interlock_tripped")
+        victim = paused.data["stack"]
+        refused = await send_command(run_dir, "scrap", "op", "too short", stack=victim)
+        assert not refused["ok"] and "10 characters" in refused["error"]
+        unknown = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it", stack="S9")
+        assert not unknown["ok"] and "no stack 'S9'" in unknown["error"]
+        emulated.tools["coater1"].faults.clear()
+        emulated.tools["coater1"].command("reset", {})  # the operator clears the tool: job FAILED
+        done = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it",
+                                  stack=victim.rsplit("-", 1)[-1])
+        assert done["ok"], done
+        again = await send_command(run_dir, "scrap", "op", "resist burnt, scrap it", stack=victim)
+        assert not again["ok"] and "already scrapped" in again["error"]
+        assert (await send_command(run_dir, "restart", "op", "go on without it"))["ok"]
         outcome = await asyncio.wait_for(task, 60)
     assert outcome.state is RunState.COMPLETE and outcome.scrapped == {victim}
     kept = {s.stack_id for s in outcome.stacks} - {victim}
