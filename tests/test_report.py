@@ -10,7 +10,6 @@ import json
 import shutil
 import sqlite3
 import struct
-from collections.abc import AsyncIterator
 from html import escape
 from pathlib import Path
 
@@ -31,18 +30,6 @@ from sim_tools.line import EmulatedLine
 from waferline.cli import app
 
 Line = tuple[LineConfig, EmulatedLine]
-
-
-@pytest.fixture
-async def healthy(line: Line) -> AsyncIterator[Line]:
-    yield line
-    for tool in line[1].tools.values():
-        tool.faults.clear()
-        await tool.close()  # ends a job a failed test left paused or stuck
-        for lock in tool.interlocks:
-            tool.set_interlock(lock, True)
-        tool.alarm_id = 0
-        tool.state = "IDLE"
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,6 @@ from sequencer.run import RunOutcome, start_run
 from sequencer.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
-
-
-@pytest.fixture
-async def healthy(line: tuple[LineConfig, EmulatedLine]) -> AsyncIterator[tuple[LineConfig, EmulatedLine]]:
-    yield line
-    for tool in line[1].tools.values():
-        tool.faults.clear()
-        await tool.close()  # ends a job a failed test left paused or stuck
-        for lock in tool.interlocks:
-            tool.set_interlock(lock, True)
-        tool.alarm_id = 0
-        tool.state = "IDLE"
 
 
 def events(outcome: RunOutcome) -> list[Any]:
