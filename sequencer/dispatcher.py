@@ -51,16 +51,14 @@ class Dispatcher:
 
     def __init__(self, pools: dict[str, list[str]]) -> None:
         self.pools = {kind: list(names) for kind, names in pools.items()}
-        self._free_since: dict[str, float] = {n: 0.0 for names in pools.values() for n in names}
+        self._kinds = {n: kind for kind, names in pools.items() for n in names}
+        self._free_since = dict.fromkeys(self._kinds, 0.0)
         self._owner: dict[str, str] = {}  # tool -> the stack using or reserving it
         self._waiting: dict[str, list[_Request]] = {kind: [] for kind in pools}
         self._seq = itertools.count()
 
     def kind_of(self, tool: str) -> str:
-        for kind, names in self.pools.items():
-            if tool in names:
-                return kind
-        raise KeyError(tool)
+        return self._kinds[tool]
 
     def reserve(self, tool: str, owner: str) -> None:
         """Give `tool` to `owner` now, whoever waits (recovery of an in-doubt job on it)."""

@@ -59,10 +59,9 @@ class Engine:
             run_id=run_id, steps=steps, stacks={s.stack_id: s for s in stacks}, tools=tools, journal=journal,
             control=control, dispatcher=Dispatcher(pools_of(tools)),
             observer=observer or (lambda _e, _s, _i: None), completed=completed or set(),
-            in_doubt=in_doubt or {}, bypasses=bypasses or [], rule=rule)
+            in_doubt=in_doubt or {}, bypasses=bypasses or [], rule=rule, scrapped=scrapped or set())
         self.jobs = ProcessJobs(self.lot)
         self.control = control
-        self.scrapped: set[str] = scrapped or set()  # stacks an operator took out of the lot
         self._changed = asyncio.Event()
         self._aborters: list[asyncio.Task[None]] = []
         self._in_chamber = 0  # process jobs past their start decision and not yet ended
@@ -71,11 +70,6 @@ class Engine:
     @property
     def stacks(self) -> list[Stack]:
         return list(self.lot.stacks.values())
-
-    @property
-    def stack(self) -> Stack:
-        """The first stack (a one-stack run's only one)."""
-        return self.stacks[0]
 
     def grant_bypass(self, interlock: str, role: str, reason: str, who: str, minutes: float) -> str | None:
         """Operator bypass of one non-safety interlock: role, reason, expiry; journaled. None if granted."""
@@ -92,7 +86,7 @@ class Engine:
 
     def scrap(self, stack: str, who: str, why: str) -> str | None:
         """Operator disposition: take one stack of a HELD lot out (scrap.py). None if done."""
-        return scrap_stack(self.lot, self.scrapped, stack, who, why)
+        return scrap_stack(self.lot, stack, who, why)
 
     # --- the lot ---------------------------------------------------------------------------------
     async def execute(self) -> RunState:
@@ -110,7 +104,7 @@ class Engine:
                 await asyncio.gather(*tasks, return_exceptions=True)
             if self._aborters:
                 await asyncio.gather(*self._aborters)
-            if self.control.state is RunState.EXECUTE and len(self.scrapped) == len(self.lot.stacks):
+            if self.control.state is RunState.EXECUTE and len(self.lot.scrapped) == len(self.lot.stacks):
                 self.control.command("stop", who="sequencer", why="every stack of the lot was scrapped")
             if self.control.state in (RunState.STOPPING, RunState.ABORTING):
                 self.control.state_complete(why="nothing left in a chamber")
@@ -123,7 +117,7 @@ class Engine:
         for step in self.lot.steps:
             key = (stack.stack_id, step.uid)
             while key not in self.lot.completed:
-                if not await self._checkpoint() or stack.stack_id in self.scrapped:
+                if not await self._checkpoint() or stack.stack_id in self.lot.scrapped:
                     return
                 where = step.uid if len(self.lot.stacks) == 1 else f"{stack.stack_id}/{step.uid}"
                 with log_context(step=where):
@@ -136,7 +130,7 @@ class Engine:
 
     def _all_done(self) -> bool:
         """Every step of every stack still in the lot is done."""
-        return all((s, step.uid) in self.lot.completed for s in self.lot.stacks if s not in self.scrapped
+        return all((s, step.uid) in self.lot.completed for s in self.lot.stacks if s not in self.lot.scrapped
                    for step in self.lot.steps)
 
     async def _checkpoint(self) -> bool:

@@ -71,6 +71,7 @@ class Lot:
     bypasses: list[Bypass] = field(default_factory=list)
     running: dict[Key, Tool[Any, Any]] = field(default_factory=dict)  # jobs in a chamber now
     rule: DispatchRule = "most_steps_left"
+    scrapped: set[str] = field(default_factory=set)  # stacks an operator took out of the lot
 
 
 class ProcessJobs:

@@ -74,13 +74,9 @@ async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
         journal.append("note", text=f"resumed by {who}: {len(completed)} step(s) done, "
                                     f"{len(in_doubt)} in doubt ({doubt})")
         control = RunControl(journal, snap.state, held_reason=snap.held_reason)
-        bypasses = [b for b in (Bypass(**{k: e.data[k] for k in ("interlock", "role", "reason", "who",
-                                                                  "expires_at")})
-                                for e in events if e.kind == "bypass") if b.active()]
+        bypasses = [b for b in (Bypass.model_validate(r.model_dump(exclude={"seq", "ts"}))
+                                for r in snap.bypasses) if b.active()]
         engine_args: dict[str, Any] = {
             "stacks": stacks, "observer": observer, "completed": completed, "in_doubt": in_doubt,
-            "on_control": on_control, "bypasses": bypasses,
-            "rule": next((e.data.get("rule") for e in events if e.kind == "run_created"), None)
-            or "most_steps_left",
-            "scrapped": {str(e.data["stack"]) for e in events if e.kind == "stack_scrapped"}}
+            "on_control": on_control, "bypasses": bypasses, "rule": snap.rule, "scrapped": set(snap.scrapped)}
         return await drive(run_dir(run_id), journal, control, line, steps, who, engine_args)

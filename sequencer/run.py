@@ -117,7 +117,7 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
                 control.command("start", who=who, why="run started")
             state = await engine.execute()
         stacks = engine.stacks
-        kept = [s for s in stacks if s.stack_id not in engine.scrapped]
+        kept = [s for s in stacks if s.stack_id not in engine.lot.scrapped]
         claims = {s.stack_id: check_claims(s) for s in kept} if state is RunState.COMPLETING else {}
         travelers = [json.loads(s.model_dump_json()) for s in stacks]
         journal.append("traveler", stacks=travelers,
@@ -127,7 +127,7 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
         if state is RunState.COMPLETING:
             state = control.state_complete(why="travelers and claims check filed")
         outcome = RunOutcome(journal.run_id, directory, state, control.held_reason, stacks, claims,
-                             set(engine.scrapped))
+                             set(engine.lot.scrapped))
         (directory / SUMMARY).write_text(json.dumps(summary(outcome, steps), indent=2))
         await file_report(directory)
         return outcome

@@ -33,7 +33,7 @@ def mark_scrapped(stack: Stack) -> list[int]:
     return changed
 
 
-def scrap_stack(lot: Lot, scrapped: set[str], ref: str, who: str, why: str) -> str | None:
+def scrap_stack(lot: Lot, ref: str, who: str, why: str) -> str | None:
     """Scrap a stack of a HELD lot; None when done, else why not."""
     if lot.control.state is not RunState.HELD:
         return f"scrap only a HELD run (it is {lot.control.state}): hold it first"
@@ -43,7 +43,7 @@ def scrap_stack(lot: Lot, scrapped: set[str], ref: str, who: str, why: str) -> s
     if stack is None:
         known = ", ".join(s.rsplit("-", 1)[-1] for s in lot.stacks)
         return f"no stack {ref!r} in this run; stacks: {known}"
-    if stack.stack_id in scrapped:
+    if stack.stack_id in lot.scrapped:
         return f"stack {stack.stack_id} is already scrapped"
     for (stack_id, uid), doubt in list(lot.in_doubt.items()):
         if stack_id != stack.stack_id:
@@ -55,5 +55,5 @@ def scrap_stack(lot: Lot, scrapped: set[str], ref: str, who: str, why: str) -> s
         lot.dispatcher.release(doubt.tool, stack_id)
     wafers = mark_scrapped(stack)
     lot.journal.append("stack_scrapped", stack=stack.stack_id, who=who, why=why, wafers=wafers)
-    scrapped.add(stack.stack_id)
+    lot.scrapped.add(stack.stack_id)
     return None

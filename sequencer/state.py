@@ -61,6 +61,7 @@ class RunSnapshot(BaseModel):
     stacks: list[str] = Field(default_factory=list)  # a lot's stack ids (older journals: empty)
     pools: dict[str, list[str]] = Field(default_factory=dict)  # kind -> tool names the run dispatched over
     scrapped: list[str] = Field(default_factory=list)  # stacks an operator took out of the lot
+    rule: str = "most_steps_left"  # the dispatch rule (older journals: the default)
     state: RunState = RunState.IDLE
     held_reason: str | None = None
     steps: dict[str, StepRecord] = Field(default_factory=dict)
@@ -116,7 +117,7 @@ def _apply(snap: RunSnapshot, ev: Event) -> None:
     d = ev.data
     if ev.kind == "run_created":
         snap.created = True
-        for name in ("flow", "wafers", "line", "time_scale", "stack_id", "stacks", "pools"):
+        for name in ("flow", "wafers", "line", "time_scale", "stack_id", "stacks", "pools", "rule"):
             if name in d:
                 setattr(snap, name, d[name])
     elif ev.kind == "state":
