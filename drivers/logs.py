@@ -10,8 +10,7 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import MutableMapping
 from typing import Any
 
 CONTEXT_FIELDS = ("tool", "transport", "run", "step")
@@ -19,19 +18,27 @@ _run: contextvars.ContextVar[str | None] = contextvars.ContextVar("waferline_run
 _step: contextvars.ContextVar[str | None] = contextvars.ContextVar("waferline_step", default=None)
 
 
-@contextmanager
-def log_context(*, run: str | None = None, step: str | None = None) -> Iterator[None]:
-    """Tag every record logged inside the block (and tasks it starts) with run and step."""
-    tokens = []
-    if run is not None:
-        tokens.append((_run, _run.set(run)))
-    if step is not None:
-        tokens.append((_step, _step.set(step)))
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
+class log_context:  # lower case: used like the function it was, `with log_context(step=...)`
+    """Tag every record logged inside the block (and tasks it starts) with run and step.
+
+    A class rather than a @contextmanager generator: the engine enters one per process job."""
+
+    __slots__ = ("_run", "_step", "_tokens")
+
+    def __init__(self, *, run: str | None = None, step: str | None = None) -> None:
+        self._run, self._step = run, step
+        self._tokens: list[tuple[contextvars.ContextVar[str | None], contextvars.Token[str | None]]] = []
+
+    def __enter__(self) -> None:
+        if self._run is not None:
+            self._tokens.append((_run, _run.set(self._run)))
+        if self._step is not None:
+            self._tokens.append((_step, _step.set(self._step)))
+
+    def __exit__(self, *exc: object) -> None:
+        for var, token in reversed(self._tokens):
             var.reset(token)
+        self._tokens.clear()
 
 
 class ContextFilter(logging.Filter):

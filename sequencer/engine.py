@@ -20,7 +20,8 @@ from drivers.tool import Tool
 from sequencer.control import RunControl, RunState
 from sequencer.dispatcher import Dispatcher, DispatchRule
 from sequencer.flow import Step
-from sequencer.interlocks import Bypass, BypassRefused, check_bypassable
+from sequencer.gcpause import frozen_heap
+from sequencer.interlocks import Bypass, BypassRefused, check_bypassable, recipe_verdict
 from sequencer.journal import Journal
 from sequencer.process_job import InDoubt, Key, Lot, Observer, ProcessJobs, abort_tool, now_iso
 from sequencer.scrap import scrap_stack
@@ -60,6 +61,10 @@ class Engine:
             control=control, dispatcher=Dispatcher(pools_of(tools)),
             observer=observer or (lambda _e, _s, _i: None), completed=completed or set(),
             in_doubt=in_doubt or {}, bypasses=bypasses or [], rule=rule, scrapped=scrapped or set())
+        for step in steps:  # judged and dumped now, not on the wake-up after each job
+            if step.recipe is not None:
+                recipe_verdict(step.recipe)
+                self.lot.recipe_json(step)
         self.jobs = ProcessJobs(self.lot)
         self.control = control
         self._changed = asyncio.Event()
@@ -91,7 +96,7 @@ class Engine:
     # --- the lot ---------------------------------------------------------------------------------
     async def execute(self) -> RunState:
         """Run every stack to the end of the flow, or until run control stops or aborts the lot."""
-        with log_context(run=self.lot.run_id):
+        with log_context(run=self.lot.run_id), frozen_heap():
             for (stack_id, _uid), doubt in self.lot.in_doubt.items():
                 self.lot.dispatcher.reserve(doubt.tool, stack_id)  # only its own stack may ask it
             tasks = [asyncio.create_task(self._run_stack(order, stack), name=f"stack {stack.stack_id}")

@@ -92,21 +92,37 @@ def _no_alarm(ctx: StepContext) -> str | None:
     return None if a is None else f"tool {ctx.tool} has alarm {a.id}: {a.text}"
 
 
-# recipe objects already re-validated; weak, so a new object can never inherit a dead one's verdict
-_IN_RANGE: weakref.WeakSet[Any] = weakref.WeakSet()
+# verdicts on recipe objects, by id, each with a weak reference to the very object: a new object that
+# reuses a dead one's id never inherits its verdict (cheaper than a WeakSet, which builds a weak
+# reference on every lookup)
+_VERDICTS: dict[int, tuple[weakref.ref[Any], str | None]] = {}
+
+
+def recipe_verdict(recipe: Any) -> str | None:
+    """None if the recipe is inside its kind's ranges, else why not. Judged once per (frozen) recipe
+    object: the engine judges every step's recipe when a run starts, so the permissive only looks up
+    the verdict on the wake-up after a job."""
+    held = _VERDICTS.get(id(recipe))
+    if held is not None and held[0]() is recipe:
+        return held[1]
+    try:
+        type(recipe).model_validate(recipe.model_dump())
+        reason = None
+    except ValueError as exc:
+        reason = f"recipe outside its range: {exc}"
+    _VERDICTS[id(recipe)] = (weakref.ref(recipe, _forget), reason)
+    return reason
+
+
+def _forget(ref: weakref.ref[Any]) -> None:
+    """A judged recipe died: drop its entry (unless its id already holds a newer one)."""
+    for key, (held, _reason) in list(_VERDICTS.items()):
+        if held is ref:
+            del _VERDICTS[key]
 
 
 def _recipe_in_range(ctx: StepContext) -> str | None:
-    """Re-validate the step's recipe against its kind's ranges, once per (frozen) recipe object."""
-    recipe = ctx.step.recipe
-    if recipe in _IN_RANGE:
-        return None
-    try:
-        type(recipe).model_validate(recipe.model_dump())
-    except ValueError as exc:
-        return f"recipe outside its range: {exc}"
-    _IN_RANGE.add(recipe)
-    return None
+    return None if ctx.step.recipe is None else recipe_verdict(ctx.step.recipe)
 
 
 PERMISSIVES: tuple[Permissive, ...] = (

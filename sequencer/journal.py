@@ -40,7 +40,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -48,6 +48,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from drivers.errors import WaferlineError
+from sequencer.clock import utc_now_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (run_id TEXT NOT NULL, created TEXT NOT NULL);
@@ -87,11 +88,6 @@ class Event(BaseModel):
     data: dict[str, Any]
 
 
-def utc_now_ms() -> str:
-    """UTC ISO-8601 with milliseconds and a Z, e.g. 2026-11-22T06:15:30.123Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _jsonable(value: Any) -> Any:
     """json.dumps fallback: recipes and results arrive as pydantic models, paths, enums, datetimes."""
     if isinstance(value, BaseModel):
@@ -105,9 +101,14 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"journal data must be JSON-serialisable, got {type(value).__name__}: {value!r}")
 
 
+# built once: json.dumps with arguments builds a new encoder on every call
+_PLAIN = json.JSONEncoder(separators=(",", ":"))
+_RICH = json.JSONEncoder(separators=(",", ":"), default=_jsonable)
+
+
 def _row_to_event(row: tuple[int, str, str, str, str]) -> Event:
     seq, ts, run_id, kind, data = row
-    return Event.model_construct(seq=seq, ts=ts, run_id=run_id, kind=kind, data=json.loads(data))
+    return Event(seq=seq, ts=ts, run_id=run_id, kind=kind, data=json.loads(data))
 
 
 def _lock_path(path: Path) -> Path:
@@ -189,34 +190,35 @@ class Journal:
         """Write one event; it is committed (survives kill -9) when this returns, together with any
         deferred events before it. `kind` is positional-only so that step_started can carry a `kind=`
         (tool kind) field in its data."""
-        return self._write(kind, data, commit=True)
+        seq, ts, stored = self._write(kind, data)
+        self._flush(kind)
+        return Event(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=stored)
 
-    def append_deferred(self, kind: str, /, **data: Any) -> Event:
-        """Queue one event in memory; the next append(), events() or close() writes it in the same
-        transaction as its own.
+    def append_deferred(self, kind: str, /, **data: Any) -> int:
+        """Queue one event in memory and return its seq; the next append(), events() or close()
+        writes it in the same transaction as its own.
 
         Group commit for events a crash may lose safely - the engine's step_completed, which resume
         re-learns by asking the tool: one SQLite transaction per step instead of two, and no SQLite
         work at all on the wake-up after a job (on a VM the first SQLite call after an idle wait
         costs ~200 us, back to back ~20 us)."""
-        return self._write(kind, data, commit=False)
+        return self._write(kind, data)[0]
 
-    def _write(self, kind: str, data: dict[str, Any], *, commit: bool) -> Event:
+    def _write(self, kind: str, data: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
+        """Queue one row; (seq, ts, data as stored)."""
         if self._lock_fd is None:
             raise JournalError(f"journal {self.path} is closed")
         seq = self._seq + 1
         ts = utc_now_ms()
         try:  # plain JSON data (what the engine writes) is stored and returned as given
-            payload = json.dumps(data, separators=(",", ":"))
+            payload = _PLAIN.encode(data)
             stored = data
         except TypeError:  # models, enums, paths, datetimes: stored and returned in their JSON form
-            payload = json.dumps(data, default=_jsonable, separators=(",", ":"))
+            payload = _RICH.encode(data)
             stored = json.loads(payload)
         self._pending.append((seq, ts, self.run_id, kind, payload))
         self._seq = seq
-        if commit:
-            self._flush(kind)
-        return Event.model_construct(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=stored)
+        return seq, ts, stored
 
     def _flush(self, kind: str = "deferred events") -> None:
         """Write the queued events in one transaction (committed: survives kill -9 when this returns)."""

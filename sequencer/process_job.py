@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from drivers.errors import CommandRejected, JobAborted, ToolAlarm, ToolError
 from drivers.tool import JobOutcome, Tool, ToolStatus, new_job_id
+from sequencer.clock import utc_now_us
 from sequencer.control import RunControl, RunState
 from sequencer.dispatcher import Dispatcher, DispatchRule, priority
 from sequencer.flow import Step
@@ -44,7 +44,8 @@ Key = tuple[str, str]  # (stack id, step uid): one process job of the lot
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    """The traveler's `at`: UTC ISO-8601 with microseconds."""
+    return utc_now_us()
 
 
 class InDoubt:
@@ -72,6 +73,15 @@ class Lot:
     running: dict[Key, Tool[Any, Any]] = field(default_factory=dict)  # jobs in a chamber now
     rule: DispatchRule = "most_steps_left"
     scrapped: set[str] = field(default_factory=set)  # stacks an operator took out of the lot
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # step uid -> recipe as journaled
+
+    def recipe_json(self, step: Step) -> dict[str, Any] | None:
+        """The step's recipe in its journal form, dumped once per run (recipes are frozen)."""
+        if step.recipe is None:
+            return None
+        if step.uid not in self.recipes:
+            self.recipes[step.uid] = step.recipe.model_dump(mode="json")
+        return self.recipes[step.uid]
 
 
 class ProcessJobs:
@@ -123,7 +133,7 @@ class ProcessJobs:
         job_id = new_job_id()
         lot.journal.append("step_started", stack=stack.stack_id, uid=step.uid, tool=name, kind=step.kind,
                            job_id=job_id, tool_job_before=status.job_id,
-                           recipe=step.recipe.model_dump(mode="json") if step.recipe else None)
+                           recipe=lot.recipe_json(step))
         lot.in_doubt[(stack.stack_id, step.uid)] = InDoubt(name, job_id, status.job_id)
         set_state(stack, step.wafer, E90State.IN_PROCESS)
         lot.observer("started", step, {"tool": name, "job_id": job_id, "stack": stack.stack_id})
@@ -186,7 +196,8 @@ class ProcessJobs:
         except ToolError as exc:
             self._unknown(stack, step, name, job_id, f"{type(exc).__name__}: {exc.reason}")
         else:
-            self._complete(stack, step, result.model_dump(exclude={"tool", "job_id"}), name, job_id, {})
+            values = {k: v for k, v in result if k not in ("tool", "job_id")}  # flat: cheaper than a dump
+            self._complete(stack, step, values, name, job_id, {})
         finally:
             lot.running.pop(key, None)
 
