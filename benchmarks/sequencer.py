@@ -1,7 +1,7 @@
 """Sequencer overhead per step beyond the protocol round trips, journal on, against the same steps
 driven directly through the drivers in the same run.
 
-Run:  python -m benchmarks.sequencer [--wafers 4] [--repeat 3]
+Run:  python -m benchmarks.sequencer [--wafers 4] [--repeat 5]
 
 The default emulated line (configs/lines/emulated.yaml: nine tools on Modbus TCP/RTU, MQTT and serial)
 runs in-process at time_scale 1e7, so every job ends in well under a millisecond of wall time. Both
@@ -89,6 +89,8 @@ class Figures:
     append_us: float  # one of them, in-run
     rtt_seq_ms: float  # mean status round trip on each side
     rtt_direct_ms: float
+    own_seq_ms: float  # each side's time outside round trips and poll sleeps: io-timed is their difference
+    own_direct_ms: float
 
 
 def tool_names(line: LineConfig, steps: list[Step]) -> dict[str, str]:
@@ -159,6 +161,9 @@ def figures(seq: Side, direct: Side, steps: list[Step], names: dict[str, str], s
         raw_ms=diff / n * 1e3,
         journal_ms=seq.journal_s / n * 1e3, append_us=seq.journal_s / max(seq.journal_n, 1) * 1e6,
         rtt_seq_ms=_status_rtt_ms(seq.tally), rtt_direct_ms=_status_rtt_ms(direct.tally),
+        # a job's first poll follows its start, every later one a poll sleep
+        own_seq_ms=(seq.loop_s - seq.tally.io_s() - (polls_seq - n) * sleep_s) / n * 1e3,
+        own_direct_ms=(direct.loop_s - direct.tally.io_s() - (polls_direct - n) * sleep_s) / n * 1e3,
     )
 
 
@@ -227,6 +232,8 @@ def report(rows: list[Figures], fixed: dict[str, float], wafers: int) -> None:
         (f"mean poll sleep ({POLL_S * 1e3:g} ms asked)", f"{fixed['poll_sleep_ms']:.3f} ms"),
         ("overhead per step, raw", _stat(col("raw_ms")) + "  (nothing subtracted)"),
         ("overhead per step, count x RT", _stat(col("overhead_rt_ms")) + "  (noisy, see docstring)"),
+        ("own time per step, sequencer", _stat(col("own_seq_ms")) + "  (outside round trips and sleeps)"),
+        ("own time per step, direct", _stat(col("own_direct_ms"))),
         ("OVERHEAD PER STEP, io-timed", _stat(col("overhead_io_ms"))),
         ("  of which journal appends", _stat(col("journal_ms")) + "  (the one commit per tool step)"),
         ("journal append, in the run", _stat(col("append_us"), " us", ".0f")),
@@ -271,7 +278,7 @@ def main() -> None:
         description="Sequencer overhead per step beyond the protocol round trips vs. the drivers alone."
     )
     parser.add_argument("--wafers", type=int, default=4, help="wafers in the stack (flow-a: 2-8)")
-    parser.add_argument("--repeat", type=int, default=3, help="measurements (sides alternate)")
+    parser.add_argument("--repeat", type=int, default=5, help="measurements (sides alternate)")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
