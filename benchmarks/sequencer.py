@@ -1,11 +1,12 @@
 """Sequencer overhead per step beyond the protocol round trips, journal on, against the same steps
 driven directly through the drivers in the same run.
 
-Run:  python -m benchmarks.sequencer [--wafers 4] [--repeat 5]
+Run:  python -m benchmarks.sequencer [--wafers 4] [--repeat 5] [--emulators thread|process]
 
 The default emulated line (configs/lines/emulated.yaml: nine tools on Modbus TCP/RTU, MQTT and serial)
-runs in-process at time_scale 1e7, so every job ends in well under a millisecond of wall time. Both
-sides poll every 0.5 ms and use the same live line:
+runs in-process (`--emulators process`: in a child process, as real tools would be) at time_scale
+1e7, so every job ends in well under a millisecond of wall time. Both sides poll every 0.5 ms and use
+the same live line:
   sequencer  start_run(flow-a): permissives, journal (sync normal), interlock watch on every poll,
              traveler; only the engine's step loop is timed (connecting and filing are per run).
   direct     the same expanded steps on freshly made drivers: `await tool.run(recipe)` in order.
@@ -30,15 +31,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from benchmarks._scale_line import write_line
+from benchmarks._scale_procs import EmulatorProcess
 from benchmarks._seq_helpers import (
     Tally,
     instrument,
@@ -173,14 +179,29 @@ def emulated_line() -> LineConfig:
     return config.model_copy(update={"time_scale": TIME_SCALE, "tools": tools})
 
 
-async def measure(wafers: int, repeat: int) -> tuple[list[Figures], dict[str, float]]:
+@contextlib.asynccontextmanager
+async def live_line(config: LineConfig, where: str) -> AsyncIterator[LineConfig]:
+    """The emulated line with its endpoints: emulators (and broker) in this process or in a child."""
+    if where == "thread":
+        async with EmulatedLine(config) as emulated:
+            assert emulated.endpoints is not None
+            yield apply_endpoints(config, emulated.endpoints)
+        return
+    with tempfile.TemporaryDirectory(prefix="waferline-bench-emu-") as tmp:
+        work = Path(tmp)
+        child = EmulatorProcess(write_line(config, work / "line.yaml"), work)
+        try:
+            yield apply_endpoints(config, await child.start())
+        finally:
+            await child.stop()
+
+
+async def measure(wafers: int, repeat: int, where: str = "thread") -> tuple[list[Figures], dict[str, float]]:
     steps = expand(load_flow(FLOW), wafers)
     config = emulated_line()
     rows: list[Figures] = []
     results: dict[str, Any] = {}
-    async with EmulatedLine(config) as emulated:
-        assert emulated.endpoints is not None
-        line = apply_endpoints(config, emulated.endpoints)
+    async with live_line(config, where) as line:
         names = tool_names(line, steps)
         await sequencer_side(line, wafers)  # warm-up: imports, pydantic schemas, sqlite, sockets
         await direct_side(line, steps, results)
@@ -250,17 +271,18 @@ def report(rows: list[Figures], fixed: dict[str, float], wafers: int) -> None:
     figure never subtracts an assumed round-trip time and is the steady one.
   - Poll sleeps are subtracted as count x mean sleep (epoll waits at least 1 ms for a 0.5 ms sleep).
   - Code that runs right after an idle wait (every step of both sides) costs several times its
-    back-to-back figure on a VM, the journal append most visibly; that is part of the overhead.
-  - The emulators and the MQTT broker share this process with both sides: their CPU time is inside
-    the round trips.""")
+    back-to-back figure on a VM, the journal append most visibly; that is part of the overhead. It is
+    a first-touch cost: after 10 ms idle a 7 us loop body takes ~60 us once, then 7-9 us again.
+  - With --emulators thread (default) the emulators and the MQTT broker share this process with both
+    sides: their CPU time is inside the round trips. --emulators process moves them to a child.""")
 
 
-async def main_async(wafers: int, repeat: int) -> None:
+async def main_async(wafers: int, repeat: int, where: str = "thread") -> None:
     previous = os.environ.get(RUNS_DIR_ENV)
     with tempfile.TemporaryDirectory(prefix="waferline-bench-runs-") as runs:
         os.environ[RUNS_DIR_ENV] = runs
         try:
-            rows, fixed = await measure(wafers, repeat)
+            rows, fixed = await measure(wafers, repeat, where)
         finally:
             if previous is None:
                 os.environ.pop(RUNS_DIR_ENV, None)
@@ -279,12 +301,14 @@ def main() -> None:
     )
     parser.add_argument("--wafers", type=int, default=4, help="wafers in the stack (flow-a: 2-8)")
     parser.add_argument("--repeat", type=int, default=5, help="measurements (sides alternate)")
+    parser.add_argument("--emulators", choices=["thread", "process"], default="thread",
+                        help="emulators and broker in this process (default) or in a child process")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     logging.basicConfig(level=logging.ERROR)
     try:
-        asyncio.run(main_async(args.wafers, args.repeat))
+        asyncio.run(main_async(args.wafers, args.repeat, args.emulators))
     except ConfigError as exc:
         parser.exit(2, f"error: {exc}\n")
 
