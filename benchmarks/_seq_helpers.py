@@ -13,11 +13,11 @@ import json
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sequencer.run as run_module
 from drivers.line import LineConfig, ToolConfig
@@ -25,7 +25,9 @@ from drivers.profiles.base import Value
 from drivers.tool import Tool, ToolStatus
 from sequencer.control import RunState
 from sequencer.engine import Engine
-from sequencer.journal import Event, Journal
+from sequencer.journal import Journal
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -105,8 +107,10 @@ class LoopTimer:
 
 @contextmanager
 def instrumented_sequencer(tally: Tally) -> Iterator[LoopTimer]:
-    """While open, start_run builds instrumented tools, its engine loop and journal appends are timed."""
-    make_tool, execute, append = run_module.make_tool, Engine.execute, Journal.append
+    """While open, start_run builds instrumented tools, its engine loop and journal writes that commit
+    (`append`, `commit`) are timed."""
+    make_tool, execute = run_module.make_tool, Engine.execute
+    append, commit = Journal.append, Journal.commit
     timer = LoopTimer()
 
     def make(cfg: ToolConfig, line: LineConfig, base: Path | None = None) -> Tool[Any, Any]:
@@ -121,24 +125,26 @@ def instrumented_sequencer(tally: Tally) -> Iterator[LoopTimer]:
             timer.in_loop = False
             timer.seconds += time.perf_counter() - t0
 
-    def timed_append(self: Journal, kind: str, /, **data: Any) -> Event:
-        t0 = time.perf_counter()
-        try:
-            return append(self, kind, **data)
-        finally:
-            if timer.in_loop:
-                timer.journal_s += time.perf_counter() - t0
-                timer.journal_n += 1
+    def timed(write: Callable[..., T]) -> Callable[..., T]:
+        def timed_write(self: Journal, kind: str, /, **data: Any) -> T:
+            t0 = time.perf_counter()
+            try:
+                return write(self, kind, **data)
+            finally:
+                if timer.in_loop:
+                    timer.journal_s += time.perf_counter() - t0
+                    timer.journal_n += 1
+        return timed_write
 
     run_module.make_tool = make
     Engine.execute = timed_execute  # type: ignore[method-assign]
-    Journal.append = timed_append  # type: ignore[method-assign]
+    Journal.append, Journal.commit = timed(append), timed(commit)  # type: ignore[method-assign]
     try:
         yield timer
     finally:
         run_module.make_tool = make_tool
         Engine.execute = execute  # type: ignore[method-assign]
-        Journal.append = append  # type: ignore[method-assign]
+        Journal.append, Journal.commit = append, commit  # type: ignore[method-assign]
 
 
 def journal_append_s(recipe: Mapping[str, Any], result: Mapping[str, Any], n: int = 2000) -> float:

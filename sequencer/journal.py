@@ -194,6 +194,13 @@ class Journal:
         self._flush(kind)
         return Event(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=stored)
 
+    def commit(self, kind: str, /, **data: Any) -> int:
+        """`append` without building the Event: the engine's write-ahead `step_started`, on the path
+        from one job to the next. Returns the event's seq."""
+        seq = self._write(kind, data)[0]
+        self._flush(kind)
+        return seq
+
     def append_deferred(self, kind: str, /, **data: Any) -> int:
         """Queue one event in memory and return its seq; the next append(), events() or close()
         writes it in the same transaction as its own.

@@ -131,7 +131,7 @@ class ProcessJobs:
         if lot.control.state is not RunState.EXECUTE or not self._permitted(stack, step, name, refusals):
             return
         job_id = new_job_id()
-        lot.journal.append("step_started", stack=stack.stack_id, uid=step.uid, tool=name, kind=step.kind,
+        lot.journal.commit("step_started", stack=stack.stack_id, uid=step.uid, tool=name, kind=step.kind,
                            job_id=job_id, tool_job_before=status.job_id,
                            recipe=lot.recipe_json(step))
         lot.in_doubt[(stack.stack_id, step.uid)] = InDoubt(name, job_id, status.job_id)

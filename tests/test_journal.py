@@ -216,3 +216,14 @@ def test_deferred_events_commit_with_the_next_append_and_on_close(tmp_path: Path
     journal.append_deferred("step_completed", uid="A2")
     journal.close()
     assert [e.data["uid"] for e in read_events(path)][-1] == "A2"
+
+
+def test_commit_writes_like_append_and_returns_the_seq(jpath: Path) -> None:
+    with Journal(jpath, RUN) as j:
+        j.append_deferred("step_completed", uid="A1", job_id=1)
+        seq = j.commit("step_started", uid="A2", tool="coater1", kind="coater", job_id=2)
+        assert seq == 2 and j.last_seq == 2
+    events = read_events(jpath)  # committed: a reader sees both, in order
+    assert [(e.seq, e.kind, e.data.get("uid")) for e in events] == [
+        (1, "step_completed", "A1"), (2, "step_started", "A2")]
+    assert events[1].data["kind"] == "coater"
