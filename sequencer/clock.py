@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import time
 
-_second = -1
-_prefix = ""
+_cached: tuple[int, str] = (-1, "")  # (epoch second, its prefix): one object, so threads never mix two
 
 
 def _split(ns: int) -> tuple[str, int]:
     """("YYYY-MM-DDTHH:MM:SS", microseconds) of a UTC time in ns since the epoch."""
-    global _second, _prefix
+    global _cached
     second, us = divmod(ns // 1000, 1_000_000)
-    if second != _second:
-        _prefix, _second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)), second
-    return _prefix, us
+    cached = _cached
+    if cached[0] != second:
+        cached = _cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return cached[1], us
 
 
 def utc_now_ms() -> str:
