@@ -9,6 +9,7 @@ A `result.` reference needs a `nominal` for check mode, where no tool runs.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -247,14 +248,22 @@ def _recipe_value(recipe: Recipe | None, field: str) -> Any:
     return getattr(recipe, field)
 
 
+@functools.cache
+def parse_ref(value: str) -> tuple[str, str] | None:
+    """(source, field) of a `result.<field>` / `recipe.<field>` reference, else None. A flow has a few
+    dozen distinct references: each is parsed once, not by the regex engine after every job."""
+    m = REF.match(value)
+    return (m.group(1), m.group(2)) if m else None
+
+
 def _ref_um(value: Number, recipe: Recipe | None, result: Mapping[str, Any] | None) -> float | None:
     """A value in um; None for a result reference when no result is available (check mode)."""
     if not isinstance(value, str):
         return float(value)
-    m = REF.match(value)
-    if m is None:
+    ref = parse_ref(value)
+    if ref is None:
         raise ValueError(f"bad reference {value!r}")
-    source, field = m.groups()
+    source, field = ref
     if source == "result":
         if result is None or field not in result:
             return None
@@ -281,7 +290,7 @@ def resolve_um(
 
 def resolve_text(value: str, recipe: Recipe | None) -> str:
     """A material name, literal or read from the recipe (`recipe.material`)."""
-    m = REF.match(value)
-    if m is None:
+    ref = parse_ref(value)
+    if ref is None:
         return value
-    return str(_recipe_value(recipe, m.group(2)))
+    return str(_recipe_value(recipe, ref[1]))
