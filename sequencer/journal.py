@@ -35,17 +35,16 @@ Readers (`read_events`) take no lock and may read while the writer appends.
 from __future__ import annotations
 
 import contextlib
-import enum
 import fcntl
 import json
 import os
 import sqlite3
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_json
 
 from drivers.errors import WaferlineError
 from sequencer.clock import utc_now_ms
@@ -88,22 +87,18 @@ class Event(BaseModel):
     data: dict[str, Any]
 
 
-def _jsonable(value: Any) -> Any:
-    """json.dumps fallback: recipes and results arrive as pydantic models, paths, enums, datetimes."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path | set | frozenset | tuple):
-        return str(value) if isinstance(value, Path) else list(value)
+def _unserialisable(value: Any) -> Any:
     raise TypeError(f"journal data must be JSON-serialisable, got {type(value).__name__}: {value!r}")
 
 
-# built once: json.dumps with arguments builds a new encoder on every call
-_PLAIN = json.JSONEncoder(separators=(",", ":"))
-_RICH = json.JSONEncoder(separators=(",", ":"), default=_jsonable)
+def _encode(data: dict[str, Any]) -> str:
+    """An event's data as compact JSON text. pydantic-core's encoder: 4x faster than the json module
+    back to back and 2x right after an idle wait, where the engine calls it. Models, enums, datetimes,
+    paths, sets and tuples are written in their JSON form; NaN and Infinity as json.dumps writes them."""
+    try:
+        return to_json(data, inf_nan_mode="constants", fallback=_unserialisable).decode()
+    except PydanticSerializationError as exc:
+        raise TypeError(f"journal data must be JSON-serialisable: {exc}") from None
 
 
 def _row_to_event(row: tuple[int, str, str, str, str]) -> Event:
@@ -190,9 +185,9 @@ class Journal:
         """Write one event; it is committed (survives kill -9) when this returns, together with any
         deferred events before it. `kind` is positional-only so that step_started can carry a `kind=`
         (tool kind) field in its data."""
-        seq, ts, stored = self._write(kind, data)
+        seq, ts, payload = self._write(kind, data)
         self._flush(kind)
-        return Event(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=stored)
+        return Event(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=json.loads(payload))
 
     def commit(self, kind: str, /, **data: Any) -> int:
         """`append` without building the Event: the engine's write-ahead `step_started`, on the path
@@ -211,21 +206,16 @@ class Journal:
         costs ~200 us, back to back ~20 us)."""
         return self._write(kind, data)[0]
 
-    def _write(self, kind: str, data: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
-        """Queue one row; (seq, ts, data as stored)."""
+    def _write(self, kind: str, data: dict[str, Any]) -> tuple[int, str, str]:
+        """Queue one row; (seq, ts, its JSON text)."""
         if self._lock_fd is None:
             raise JournalError(f"journal {self.path} is closed")
         seq = self._seq + 1
         ts = utc_now_ms()
-        try:  # plain JSON data (what the engine writes) is stored and returned as given
-            payload = _PLAIN.encode(data)
-            stored = data
-        except TypeError:  # models, enums, paths, datetimes: stored and returned in their JSON form
-            payload = _RICH.encode(data)
-            stored = json.loads(payload)
+        payload = _encode(data)
         self._pending.append((seq, ts, self.run_id, kind, payload))
         self._seq = seq
-        return seq, ts, stored
+        return seq, ts, payload
 
     def _flush(self, kind: str = "deferred events") -> None:
         """Write the queued events in one transaction (committed: survives kill -9 when this returns)."""
