@@ -70,11 +70,18 @@ class Dispatcher:
     def owner(self, tool: str) -> str | None:
         return self._owner.get(tool)
 
-    async def acquire(self, kind: str, owner: str, priority: tuple[int, int]) -> str | None:
-        """A free tool of `kind` for `owner`, or None if `preempt()` called everyone back first."""
+    def try_acquire(self, kind: str, owner: str) -> str | None:
+        """A free tool of `kind` for `owner` now if nobody waits for one, else None (then `acquire`)."""
         free = self._free(kind)
         if free is not None and not self._waiting[kind]:
             self._owner[free] = owner
+            return free
+        return None
+
+    async def acquire(self, kind: str, owner: str, priority: tuple[int, int]) -> str | None:
+        """A free tool of `kind` for `owner`, or None if `preempt()` called everyone back first."""
+        free = self.try_acquire(kind, owner)
+        if free is not None:
             return free
         request = _Request(priority, next(self._seq), kind, owner, asyncio.get_running_loop().create_future())
         heapq.heappush(self._waiting[kind], request)

@@ -122,7 +122,8 @@ class Engine:
         for step in self.lot.steps:
             key = (stack.stack_id, step.uid)
             while key not in self.lot.completed:
-                if not await self._checkpoint() or stack.stack_id in self.lot.scrapped:
+                running = self.control.state is RunState.EXECUTE  # the common case, without a coroutine
+                if not (running or await self._checkpoint()) or stack.stack_id in self.lot.scrapped:
                     return
                 where = step.uid if len(self.lot.stacks) == 1 else f"{stack.stack_id}/{step.uid}"
                 with log_context(step=where):

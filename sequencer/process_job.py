@@ -106,7 +106,8 @@ class ProcessJobs:
                     lot.dispatcher.release(name, stack.stack_id)
             return
         rank = priority(lot.rule, order, step.index)
-        granted = await lot.dispatcher.acquire(step.kind, stack.stack_id, rank)
+        granted = (lot.dispatcher.try_acquire(step.kind, stack.stack_id)  # a free tool: no coroutine
+                   or await lot.dispatcher.acquire(step.kind, stack.stack_id, rank))
         if granted is None:
             return  # the run left EXECUTE while this job waited for a tool
         try:
@@ -196,7 +197,7 @@ class ProcessJobs:
         except ToolError as exc:
             self._unknown(stack, step, name, job_id, f"{type(exc).__name__}: {exc.reason}")
         else:
-            values = {k: v for k, v in result if k not in ("tool", "job_id")}  # flat: cheaper than a dump
+            values = {k: v for k, v in result.__dict__.items() if k not in ("tool", "job_id")}  # flat
             self._complete(stack, step, values, name, job_id, {})
         finally:
             lot.running.pop(key, None)
