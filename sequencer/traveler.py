@@ -10,6 +10,7 @@ The records live in stack_model.py and the permissives in permissives.py; both a
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,10 +63,32 @@ def set_state(stack: Stack, wafer: int | None, state: E90State) -> None:
         w.state = state
 
 
+# step uids on each live traveler, kept beside it (by id, with a weak reference to the very stack): the
+# duplicate check then touches one set instead of every history entry - on a VM each object first
+# touched after an idle wait costs a cache miss, and a history holds up to a few hundred entries
+_APPLIED: dict[int, tuple[weakref.ref[Stack], set[str]]] = {}
+
+
+def _applied(stack: Stack) -> set[str]:
+    held = _APPLIED.get(id(stack))
+    if held is not None and held[0]() is stack and len(held[1]) == len(stack.history):
+        return held[1]
+    key, uids = id(stack), {h.step for h in stack.history}  # new, loaded, or history written directly
+    _APPLIED[key] = (weakref.ref(stack, lambda ref: _forget(key, ref)), uids)
+    return uids
+
+
+def _forget(key: int, ref: weakref.ref[Stack]) -> None:
+    held = _APPLIED.get(key)
+    if held is not None and held[0] is ref:
+        del _APPLIED[key]
+
+
 def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, tool: str, at: str) -> None:
     """Record a COMPLETED step: its effect with the tool's measured values (or nominal ones when result
     is None, in check mode), a history entry, and the touched wafers' E90 states."""
-    if step.uid in [h.step for h in stack.history]:  # a list scan: faster than any(generator)
+    applied = _applied(stack)
+    if step.uid in applied:
         raise ValueError(f"step {step.uid} is already on traveler {stack.stack_id}")
     seq = len(stack.history)
     w = stack.wafer(step.wafer)
@@ -159,6 +182,7 @@ def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, to
     stack.history.append(HistoryEntry(
         seq=seq, step=step.uid, spec_id=step.spec_id, kind=step.kind, tool=tool, at=at,
         wafers=list(step.touches), result=dict(result) if result is not None else None))
+    applied.add(step.uid)
     for index in step.touches:
         touched = stack.wafer(index)
         if touched.state in (E90State.NEEDS_PROCESSING, E90State.IN_PROCESS):
