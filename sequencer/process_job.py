@@ -118,14 +118,18 @@ class ProcessJobs:
 
     async def _start(self, stack: Stack, step: Step, name: str, tool: Tool[Any, Any]) -> None:
         lot = self.lot
+        # The traveler's part of the permissives is judged before any I/O, right after the previous
+        # step wrote the traveler: only run control changes it meanwhile, and a run that left EXECUTE
+        # starts nothing (checked below).
+        wafer_reason = wafer_permissive(stack, step)
         try:  # the poll that saw the tool's last job end is fresh enough to PASS the permissives;
             # a refusal is always judged on a fresh read
             recent = tool.recent_status()
-            refusals = self._refusals(stack, step, name, recent) if recent is not None else []
+            refusals = self._refusals(step, name, recent, wafer_reason) if recent is not None else []
             status = recent
             if status is None or any(r.bypassed_by is None for r in refusals):
                 status = await tool.status()
-                refusals = self._refusals(stack, step, name, status)
+                refusals = self._refusals(step, name, status, wafer_reason)
         except ToolError as exc:
             self._hold(stack, step, "tool_reachable", f"{name} does not answer: {exc}")
             return
@@ -154,10 +158,9 @@ class ProcessJobs:
             await abort_tool(tool)
         await self._await_job(stack, step, name, tool, job_id)
 
-    def _refusals(self, stack: Stack, step: Step, name: str, status: ToolStatus) -> list[Refusal]:
+    def _refusals(self, step: Step, name: str, status: ToolStatus, wafer_reason: str | None) -> list[Refusal]:
         """Every permissive the step fails on this status, bypassed ones included (journaled)."""
-        ctx = StepContext(step, name, status, wafer_permissive(stack, step))
-        return evaluate_permissives(ctx, self.lot.bypasses)
+        return evaluate_permissives(StepContext(step, name, status, wafer_reason), self.lot.bypasses)
 
     def _permitted(self, stack: Stack, step: Step, name: str, refusals: list[Refusal]) -> bool:
         lot = self.lot
