@@ -17,7 +17,7 @@ Readings of the seed's claims the rules enforce (the claims check is flipchip_cl
 from __future__ import annotations
 
 from drivers.kinds.ball_mounter import ALLOYS, reflow_window_c
-from sequencer.effects import resolve_um
+from sequencer.effects import BondEffect, resolve_um
 from sequencer.flow import Step
 from sequencer.stack_model import Layer, Stack, Wafer
 
@@ -95,11 +95,19 @@ def reflow_checks(stack: Stack, step: Step) -> Found:
 
 
 # --- refusal rules before a step ---------------------------------------------------------------------
-def _flip_chip(stack: Stack, step: Step) -> Found:
+def _joint(stack: Stack, step: Step, joint: str) -> tuple[BondEffect, Wafer, Wafer] | None:
+    """(the bond, the step's member, the member it goes onto) if the step makes a `joint` bond."""
     bond = step.effect.bond
-    if bond is None or bond.joint != "flip_chip":
+    if bond is None or bond.joint != joint:
+        return None
+    return bond, stack.wafer(step.wafer), stack.wafer(step.onto or step.wafer - 1)
+
+
+def _flip_chip(stack: Stack, step: Step) -> Found:
+    found = _joint(stack, step, "flip_chip")
+    if found is None:
         return []
-    chip, carrier = stack.wafer(step.wafer), stack.wafer(step.onto or step.wafer - 1)
+    bond, chip, carrier = found
     out: Found = []
     if (bond.lower_face, bond.upper_face) != ("front", "front"):
         out.append(("flip-chip-orientation", f"{chip.label} {bond.upper_face} onto {carrier.label} "
@@ -133,10 +141,10 @@ def _reflow(stack: Stack, step: Step) -> Found:
 
 
 def _attach(stack: Stack, step: Step) -> Found:
-    bond = step.effect.bond
-    if bond is None or bond.joint != "adhesive":
+    found = _joint(stack, step, "adhesive")
+    if found is None:
         return []
-    upper, lower = stack.wafer(step.wafer), stack.wafer(step.onto or step.wafer - 1)
+    bond, upper, lower = found
     out: Found = []
     if (bond.lower_face, bond.upper_face) != ("back", "back") or upper.form != "chip" or lower.form != "chip":
         out.append(("back-to-back-attach", f"{upper.label} {bond.upper_face} onto {lower.label} "

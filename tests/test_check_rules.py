@@ -44,7 +44,8 @@ def bad_flow(tmp_path: Path, mutate: Mutation, base: str = "flow-a") -> Path:
     return path
 
 
-def refused(path: Path, rule: str, wafers: int = 2) -> CheckReport:
+def refused(path: Path, rule: str, wafers: int | None = 2) -> CheckReport:
+    """The flow at `path` is refused under `rule` (wafers=None: the flow's default count)."""
     report = check_flow(load_flow(path), wafers)
     assert not report.ok
     assert rule in {v.rule for v in report.violations}, [f"{v.step}: {v.rule}" for v in report.violations]
