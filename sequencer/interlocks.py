@@ -9,7 +9,6 @@ never be bypassed; the others need a role, a reason and an expiry, and every byp
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.tool import ProcessState, ToolStatus
+from sequencer.identity import ByIdentity
 
 # interlock input -> the permissive's name in the field's words
 INPUT_PERMISSIVES = {
@@ -92,33 +92,22 @@ def _no_alarm(ctx: StepContext) -> str | None:
     return None if a is None else f"tool {ctx.tool} has alarm {a.id}: {a.text}"
 
 
-# verdicts on recipe objects, by id, each with a weak reference to the very object: a new object that
-# reuses a dead one's id never inherits its verdict (cheaper than a WeakSet, which builds a weak
-# reference on every lookup)
-_VERDICTS: dict[int, tuple[weakref.ref[Any], str | None]] = {}
+_VERDICTS: ByIdentity[tuple[str | None]] = ByIdentity()  # per recipe object: (None or why not,)
 
 
 def recipe_verdict(recipe: Any) -> str | None:
     """None if the recipe is inside its kind's ranges, else why not. Judged once per (frozen) recipe
     object: the engine judges every step's recipe when a run starts, so the permissive only looks up
     the verdict on the wake-up after a job."""
-    held = _VERDICTS.get(id(recipe))
-    if held is not None and held[0]() is recipe:
-        return held[1]
+    held = _VERDICTS.get(recipe)
+    if held is not None:
+        return held[0]
     try:
         type(recipe).model_validate(recipe.model_dump())
         reason = None
     except ValueError as exc:
         reason = f"recipe outside its range: {exc}"
-    _VERDICTS[id(recipe)] = (weakref.ref(recipe, _forget), reason)
-    return reason
-
-
-def _forget(ref: weakref.ref[Any]) -> None:
-    """A judged recipe died: drop its entry (unless its id already holds a newer one)."""
-    for key, (held, _reason) in list(_VERDICTS.items()):
-        if held is ref:
-            del _VERDICTS[key]
+    return _VERDICTS.put(recipe, (reason,))[0]
 
 
 def _recipe_in_range(ctx: StepContext) -> str | None:

@@ -10,13 +10,13 @@ The records live in stack_model.py and the permissives in permissives.py; both a
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from drivers.errors import ConfigError
 from sequencer.effects import PLANAR_FEATURES, PLANAR_RESINS, resolve_text, resolve_um
 from sequencer.flow import Flow, Step
+from sequencer.identity import ByIdentity
 from sequencer.permissives import permissive_checks, wafer_permissive
 from sequencer.stack_model import (
     BLOCKED,
@@ -63,25 +63,16 @@ def set_state(stack: Stack, wafer: int | None, state: E90State) -> None:
         w.state = state
 
 
-# step uids on each live traveler, kept beside it (by id, with a weak reference to the very stack): the
-# duplicate check then touches one set instead of every history entry - on a VM each object first
-# touched after an idle wait costs a cache miss, and a history holds up to a few hundred entries
-_APPLIED: dict[int, tuple[weakref.ref[Stack], set[str]]] = {}
+# step uids on each live traveler, kept beside it: the duplicate check then touches one set instead of
+# every history entry - on a VM each object first touched after an idle wait costs a cache miss
+_APPLIED: ByIdentity[set[str]] = ByIdentity()
 
 
 def _applied(stack: Stack) -> set[str]:
-    held = _APPLIED.get(id(stack))
-    if held is not None and held[0]() is stack and len(held[1]) == len(stack.history):
-        return held[1]
-    key, uids = id(stack), {h.step for h in stack.history}  # new, loaded, or history written directly
-    _APPLIED[key] = (weakref.ref(stack, lambda ref: _forget(key, ref)), uids)
-    return uids
-
-
-def _forget(key: int, ref: weakref.ref[Stack]) -> None:
-    held = _APPLIED.get(key)
-    if held is not None and held[0] is ref:
-        del _APPLIED[key]
+    uids = _APPLIED.get(stack)
+    if uids is not None and len(uids) == len(stack.history):
+        return uids
+    return _APPLIED.put(stack, {h.step for h in stack.history})  # new, loaded, or written directly
 
 
 def apply_step(stack: Stack, step: Step, result: Mapping[str, Any] | None, *, tool: str, at: str) -> None:
