@@ -19,8 +19,16 @@ from typing import ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.channel import Channel
-from drivers.errors import CommandRejected, JobAborted, ProtocolError, ToolAlarm, ToolTimeout
-from drivers.profiles.base import Value
+from drivers.errors import (
+    CommandRejected,
+    JobAborted,
+    ProfileError,
+    ProtocolError,
+    ToolAlarm,
+    ToolError,
+    ToolTimeout,
+)
+from drivers.profiles.base import AlarmClass, Value
 
 _JOB_IDS = random.Random(secrets.randbits(64))  # seeded from the OS per process: ids differ across restarts
 
@@ -51,7 +59,12 @@ class JobOutcome(StrEnum):
     FAILED = "FAILED"
 
 
-CONTRACT_VARIABLES = ("state", "alarm_id", "job_id", "job_outcome")
+# boot_id: the tool's boot (power-on / session) identity. A tool that restarted forgot what it was
+# sent, so recovery may only judge "never started" from a tool whose boot id is still the journaled one.
+CONTRACT_VARIABLES = ("state", "alarm_id", "job_id", "job_outcome", "boot_id")
+# Interlock inputs every kind treats as safety inputs (a profile may add more): their loss mid-job
+# aborts, and no role can bypass them.
+SAFETY_INPUTS = ("door_closed", "emo_ok")
 CONTRACT_COMMANDS = ("start", "abort", "reset")
 
 
@@ -80,6 +93,11 @@ class Alarm(BaseModel):
     model_config = ConfigDict(frozen=True)
     id: int
     text: str
+    alarm_class: AlarmClass = "process"  # from the profile: safety aborts, process holds, warning informs
+
+    @property
+    def safety(self) -> bool:
+        return self.alarm_class == "safety"
 
 
 class ToolStatus(BaseModel):
@@ -92,6 +110,12 @@ class ToolStatus(BaseModel):
     values: dict[str, Value] = Field(default_factory=dict)
     job_id: int = 0
     job_outcome: JobOutcome = JobOutcome.NONE
+    boot_id: int = 0  # 0: the tool does not say (older status records)
+    safety_inputs: tuple[str, ...] = ()  # which of `interlocks` are safety inputs (kind + profile)
+
+    def unsafe_inputs(self) -> list[str]:
+        """Safety inputs that are not made now (door open, EMO pressed, ...)."""
+        return [n for n in self.safety_inputs if self.interlocks.get(n) is False]
 
     @property
     def ready(self) -> bool:
@@ -134,6 +158,12 @@ class Tool(Generic[R, S]):
             dict.fromkeys([*CONTRACT_VARIABLES, *self.interlock_inputs, *self.process_values])
         )
         self._result_names = list(self.result_variables())
+        extra = [n for n in channel.profile.safety_inputs if n not in self.interlock_inputs]
+        if extra:
+            raise ProfileError(f"{name}: safety_inputs {extra} are not interlock inputs of a {self.kind} "
+                               f"(those are {list(self.interlock_inputs)})")
+        self.safety_inputs = tuple(dict.fromkeys(
+            [*(n for n in SAFETY_INPUTS if n in self.interlock_inputs), *channel.profile.safety_inputs]))
         self._last: tuple[float, ToolStatus] | None = None  # (monotonic s, status) of the last read
         self.polls = 0  # status polls made while waiting for jobs (diagnostics, benchmarks)
 
@@ -213,8 +243,26 @@ class Tool(Generic[R, S]):
             raise ToolAlarm(self.name, before.alarm.id, before.alarm.text)
         if before.state is not ProcessState.IDLE:
             raise CommandRejected(self.name, f"tool is {before.state}, not IDLE")
-        await self.channel.command("start", {"job_id": job, **recipe.setpoints()})
+        try:
+            await self.channel.command("start", {"job_id": job, **recipe.setpoints()})
+        except CommandRejected as exc:
+            raise CommandRejected(self.name, await self._why_refused("start", exc.reason)) from exc
         return job
+
+    async def _why_refused(self, command: str, answer: str) -> str:
+        """A tool's refusal in an operator's words: the tool is asked why (alarm, open interlock, busy);
+        the wire answer (a Modbus exception code, an ERR line) follows in brackets."""
+        try:
+            st = await self.status()
+        except ToolError:
+            return f"{self.name} refused {command} ({answer}); its status could not be read to say why"
+        reasons = [f"{n} is not made" for n, ok in st.interlocks.items() if not ok]
+        if st.alarm is not None:
+            reasons.append(f"alarm {st.alarm.id} is active: {st.alarm.text}")
+        if st.state is not ProcessState.IDLE:
+            reasons.append(f"it is {st.state}, not IDLE")
+        why = "; ".join(reasons) or "the tool gave no reason it shows in its status"
+        return f"{self.name} refused {command}: {why} (tool answered: {answer})"
 
     async def wait(self, job_id: int, recipe: R, *, monitor: Monitor | None = None) -> S:
         """Wait for a started job to end (also after a controller restart); return its result."""
@@ -261,8 +309,10 @@ class Tool(Generic[R, S]):
     def _to_status(self, raw: dict[str, Value]) -> ToolStatus:
         try:
             alarm_id = int(raw["alarm_id"])
+            profile = self.channel.profile
             alarm = (
-                Alarm(id=alarm_id, text=self.channel.profile.alarm_text(alarm_id))
+                Alarm(id=alarm_id, text=profile.alarm_text(alarm_id),
+                      alarm_class=profile.alarm_class(alarm_id))
                 if alarm_id
                 else None
             )
@@ -275,6 +325,8 @@ class Tool(Generic[R, S]):
                 values={n: raw[n] for n in self.process_values},
                 job_id=int(raw["job_id"]),
                 job_outcome=JobOutcome(str(raw["job_outcome"])),
+                boot_id=int(raw["boot_id"]),
+                safety_inputs=self.safety_inputs,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ProtocolError(self.name, f"status does not fit the contract: {exc}") from exc

@@ -21,7 +21,7 @@ from sequencer.control import RunControl, RunState
 from sequencer.dispatcher import Dispatcher, DispatchRule
 from sequencer.flow import Step
 from sequencer.gcpause import frozen_heap
-from sequencer.interlocks import Bypass, BypassRefused, check_bypassable, recipe_verdict
+from sequencer.interlocks import Bypass, BypassRefused, check_bypassable, recipe_verdict, safety_names
 from sequencer.journal import Journal
 from sequencer.process_job import InDoubt, Key, Lot, Observer, ProcessJobs, abort_tool, now_iso
 from sequencer.scrap import scrap_stack
@@ -66,6 +66,7 @@ class Engine:
                 recipe_verdict(step.recipe)
                 self.lot.recipe_json(step)
         self.jobs = ProcessJobs(self.lot)
+        self.safety = safety_names(n for tool in tools.values() for n in tool.safety_inputs)
         self.control = control
         self._changed = asyncio.Event()
         self._aborters: list[asyncio.Task[None]] = []
@@ -79,7 +80,7 @@ class Engine:
     def grant_bypass(self, interlock: str, role: str, reason: str, who: str, minutes: float) -> str | None:
         """Operator bypass of one non-safety interlock: role, reason, expiry; journaled. None if granted."""
         try:
-            check_bypassable(interlock)
+            check_bypassable(interlock, self.safety)
             bypass = Bypass(interlock=interlock, role=role, reason=reason, who=who,
                             expires_at=datetime.now(UTC) + timedelta(minutes=minutes))
         except (BypassRefused, ValueError) as exc:

@@ -9,7 +9,7 @@ never be bypassed; the others need a role, a reason and an expiry, and every byp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,7 +26,14 @@ INPUT_PERMISSIVES = {
     "gas_ok": "gas_supply_on", "exhaust_ok": "exhaust_on", "bath_level_ok": "bath_level_ok",
     "n2_ok": "n2_supply_on", "emo_ok": "emo_clear",
 }
-SAFETY = ("emo_clear", "door_closed_mid_run")
+# Safety interlocks: a refusal or trip of one of these is never bypassed, whatever the role. The
+# inputs a profile marks as safety add their own names (safety_names()).
+SAFETY = ("emo_clear", "door_closed", "door_closed_mid_run", "safety_alarm", "safety_input_lost")
+
+
+def safety_names(safety_inputs: Iterable[str]) -> set[str]:
+    """Every interlock name that guards a safety input: the fixed ones and each marked input's."""
+    return {*SAFETY, *(INPUT_PERMISSIVES.get(n, n) for n in safety_inputs), *safety_inputs}
 
 
 class Action(StrEnum):
@@ -52,13 +59,18 @@ class BypassRefused(ValueError):
     pass
 
 
-def check_bypassable(interlock: str) -> None:
-    if interlock in SAFETY:
-        raise BypassRefused(f"{interlock} is a safety interlock and can never be bypassed")
+def check_bypassable(interlock: str, safety: Iterable[str] = SAFETY) -> None:
+    """Refuse a bypass of a safety interlock (for any role) or of a name that is no interlock."""
+    never = {*SAFETY, *safety}
+    if interlock in never:
+        raise BypassRefused(
+            f"{interlock} guards a safety input and can never be bypassed, whatever the role: the "
+            "software must not start or continue a job with a door open, EMO pressed or a safety "
+            "interlock lost; make the input on the tool instead")
     known = (set(INPUT_PERMISSIVES.values()) | {p.name for p in PERMISSIVES} | {b.name for b in BANDS}
              | {"tool_alarm"})
     if interlock not in known:
-        raise BypassRefused(f"unknown interlock {interlock!r}; bypassable: {sorted(known - set(SAFETY))}")
+        raise BypassRefused(f"unknown interlock {interlock!r}; bypassable: {sorted(known - never)}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class Refusal:
     interlock: str
     reason: str
     bypassed_by: Bypass | None = None
+    safety: bool = False  # a safety input or a safety-class alarm: no bypass applies
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,12 @@ def _tool_idle(ctx: StepContext) -> str | None:
 
 def _no_alarm(ctx: StepContext) -> str | None:
     a = ctx.status.alarm
-    return None if a is None else f"tool {ctx.tool} has alarm {a.id}: {a.text}"
+    return None if a is None or a.safety else f"tool {ctx.tool} has alarm {a.id}: {a.text}"
+
+
+def _no_safety_alarm(ctx: StepContext) -> str | None:
+    a = ctx.status.alarm
+    return None if a is None or not a.safety else f"tool {ctx.tool} has safety alarm {a.id}: {a.text}"
 
 
 _VERDICTS: ByIdentity[tuple[str | None]] = ByIdentity()  # per recipe object: (None or why not,)
@@ -117,6 +135,7 @@ def _recipe_in_range(ctx: StepContext) -> str | None:
 PERMISSIVES: tuple[Permissive, ...] = (
     Permissive("tool_idle", _tool_idle),
     Permissive("no_tool_alarm", _no_alarm),
+    Permissive("safety_alarm", _no_safety_alarm),
     Permissive("wafer_state", lambda ctx: ctx.wafer_reason),
     Permissive("recipe_in_range", _recipe_in_range),
 )
@@ -126,13 +145,19 @@ def evaluate_permissives(
     ctx: StepContext, bypasses: list[Bypass], now: datetime | None = None
 ) -> list[Refusal]:
     """Every refused permissive, each marked with the active bypass that overrides it (if any)."""
-    refusals = [Refusal(p.name, reason) for p in PERMISSIVES if (reason := p.check(ctx)) is not None]
+    refusals = [Refusal(p.name, reason, safety=p.name in SAFETY)
+                 for p in PERMISSIVES if (reason := p.check(ctx)) is not None]
+    safety_inputs = ctx.status.safety_inputs
     for inp, healthy in ctx.status.interlocks.items():
         if not healthy:
             name = INPUT_PERMISSIVES.get(inp, inp)
-            refusals.append(Refusal(name, f"{inp} is not made on {ctx.tool}"))
+            safe = inp in safety_inputs or name in SAFETY
+            what = "safety input " if safe else ""
+            refusals.append(Refusal(name, f"{what}{inp} is not made on {ctx.tool}", safety=safe))
+    if not refusals:
+        return refusals
     active = {b.interlock: b for b in bypasses if b.active(now)}
-    return [Refusal(r.interlock, r.reason, None if r.interlock in SAFETY else active.get(r.interlock))
+    return [Refusal(r.interlock, r.reason, None if r.safety else active.get(r.interlock), r.safety)
             for r in refusals]
 
 
@@ -171,15 +196,32 @@ class InterlockTripped(Exception):
         self.trip = trip
 
 
-def watch(kind: str, recipe: Any, status: ToolStatus, bypasses: list[Bypass]) -> Trip | None:
-    """The first tripped safety input or run interlock in one polled status, or None."""
+def safety_trip(status: ToolStatus) -> Trip | None:
+    """A lost safety input or a safety-class alarm in one status: abort, whatever else it says.
+
+    Either half of a torn read (door bit and alarm read apart) gives this verdict: a door that opened
+    between the reads shows as the open door or as its safety alarm, so read order never matters."""
     if status.interlocks.get("emo_ok") is False:
         return Trip("emo_clear", "emergency off pressed", Action.ABORT)
     if status.interlocks.get("door_closed") is False:
         return Trip("door_closed_mid_run", "door opened while processing", Action.ABORT)
-    active = {b.interlock for b in bypasses if b.active()}
-    if status.alarm is not None and "tool_alarm" not in active:
-        return Trip("tool_alarm", f"alarm {status.alarm.id}: {status.alarm.text}", Action.HOLD)
+    for inp in status.unsafe_inputs():
+        return Trip("safety_input_lost", f"safety input {inp} lost while processing", Action.ABORT)
+    a = status.alarm
+    if a is not None and a.safety:
+        return Trip("safety_alarm", f"safety alarm {a.id}: {a.text}", Action.ABORT)
+    return None
+
+
+def watch(kind: str, recipe: Any, status: ToolStatus, bypasses: list[Bypass]) -> Trip | None:
+    """The first tripped safety input or run interlock in one polled status, or None."""
+    trip = safety_trip(status)
+    if trip is not None:
+        return trip
+    active = {b.interlock for b in bypasses if b.active()} if bypasses else set()
+    a = status.alarm
+    if a is not None and a.alarm_class == "process" and "tool_alarm" not in active:
+        return Trip("tool_alarm", f"alarm {a.id}: {a.text}", Action.HOLD)
     for band in BANDS:
         if band.kind != kind or band.name in active or band.variable not in status.values:
             continue

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.errors import CommandRejected, JobAborted, ToolAlarm, ToolError
-from drivers.tool import JobOutcome, Tool, ToolStatus, new_job_id
+from drivers.tool import Tool, ToolStatus, new_job_id
 from sequencer.clock import utc_now_us
 from sequencer.control import RunControl, RunState
 from sequencer.dispatcher import Dispatcher, DispatchRule, priority
@@ -33,9 +33,11 @@ from sequencer.interlocks import (
     Refusal,
     StepContext,
     evaluate_permissives,
+    safety_trip,
     watch,
 )
 from sequencer.journal import Journal
+from sequencer.recovery import InDoubt, Recovery, judge, state_before, wafer_state
 from sequencer.traveler import E90State, Stack, apply_step, set_state, wafer_permissive
 
 log = logging.getLogger(__name__)
@@ -46,13 +48,6 @@ Key = tuple[str, str]  # (stack id, step uid): one process job of the lot
 def now_iso() -> str:
     """The traveler's `at`: UTC ISO-8601 with microseconds."""
     return utc_now_us()
-
-
-class InDoubt:
-    """A started job whose end the sequencer has not seen."""
-
-    def __init__(self, tool: str, job_id: int, tool_job_before: int) -> None:
-        self.tool, self.job_id, self.tool_job_before = tool, job_id, tool_job_before
 
 
 @dataclass
@@ -137,16 +132,16 @@ class ProcessJobs:
             return
         job_id = new_job_id()
         lot.journal.commit("step_started", stack=stack.stack_id, uid=step.uid, tool=name, kind=step.kind,
-                           job_id=job_id, tool_job_before=status.job_id,
+                           job_id=job_id, tool_job_before=status.job_id, tool_boot=status.boot_id,
                            recipe=lot.recipe_json(step))
-        lot.in_doubt[(stack.stack_id, step.uid)] = InDoubt(name, job_id, status.job_id)
+        lot.in_doubt[(stack.stack_id, step.uid)] = InDoubt(name, job_id, status.job_id, status.boot_id)
         set_state(stack, step.wafer, E90State.IN_PROCESS)
         lot.observer("started", step, {"tool": name, "job_id": job_id, "stack": stack.stack_id})
         try:
             await tool.start(step.recipe, job_id=job_id, checked=status)
         except CommandRejected as exc:  # the tool refused: nothing ran
             lot.in_doubt.pop((stack.stack_id, step.uid))
-            set_state(stack, step.wafer, E90State.NEEDS_PROCESSING)
+            set_state(stack, step.wafer, state_before(stack, step))
             lot.journal.append("step_failed", stack=stack.stack_id, uid=step.uid, tool=name, job_id=job_id,
                                error="CommandRejected", reason=exc.reason, started=False)
             self._hold(stack, step, "tool_accepts_start", exc.reason)
@@ -200,8 +195,9 @@ class ProcessJobs:
         except ToolError as exc:
             self._unknown(stack, step, name, job_id, f"{type(exc).__name__}: {exc.reason}")
         else:
-            values = {k: v for k, v in result.__dict__.items() if k not in ("tool", "job_id")}  # flat
-            self._complete(stack, step, values, name, job_id, {})
+            values = self._judged(stack, step, name, job_id, result)
+            if values is not None:
+                self._complete(stack, step, values, name, job_id, {})
         finally:
             lot.running.pop(key, None)
 
@@ -222,6 +218,8 @@ class ProcessJobs:
 
     # --- in-doubt jobs ---------------------------------------------------------------------------
     async def _resolve(self, stack: Stack, step: Step) -> None:
+        """Ask the tool about an in-doubt job and act on its answer (recovery.py); journaled as
+        step_recovered with the outcome, the wafer's E90 state set from it the way resume rebuilds it."""
         lot, key = self.lot, (stack.stack_id, step.uid)
         doubt = lot.in_doubt[key]
         tool = lot.tools[doubt.tool]
@@ -231,31 +229,36 @@ class ProcessJobs:
         except ToolError as exc:
             self._hold(stack, step, "tool_reachable", f"{doubt.tool} silent about job {doubt.job_id}: {exc}")
             return
-        if status.job_id == doubt.job_id:
-            lot.journal.append("step_recovered", **ids, outcome=str(status.job_outcome))
-            if status.job_outcome is JobOutcome.COMPLETED:
+        verdict = judge(doubt, status)
+        if verdict.outcome is Recovery.UNKNOWN:
+            self._unknown(stack, step, doubt.tool, doubt.job_id, verdict.reason)
+            return
+        lot.journal.append("step_recovered", **ids, outcome=verdict.outcome.value, reason=verdict.reason)
+        set_state(stack, step.wafer, wafer_state(stack, step, verdict.outcome))
+        match verdict.outcome:
+            case Recovery.COMPLETED:
                 result = await tool.job_result(doubt.job_id)
-                values = result.model_dump(exclude={"tool", "job_id"})
-                self._complete(stack, step, values, doubt.tool, doubt.job_id, {"recovered": True})
-            elif status.job_outcome is JobOutcome.RUNNING and status.alarm is None:
-                set_state(stack, step.wafer, E90State.IN_PROCESS)
+                values = self._judged(stack, step, doubt.tool, doubt.job_id, result)
+                if values is not None:
+                    self._complete(stack, step, values, doubt.tool, doubt.job_id, {"recovered": True})
+            case Recovery.RUNNING:
                 await self._await_job(stack, step, doubt.tool, tool, doubt.job_id)
-            elif status.job_outcome is JobOutcome.RUNNING:
-                self._hold(stack, step, "tool_alarm", f"{doubt.tool}: alarm {status.alarm.id}: "
-                           f"{status.alarm.text}" if status.alarm else "paused")
-            else:
-                self._failed(stack, step, doubt.tool, doubt.job_id, "JobEnded",
-                             f"job ended {status.job_outcome}", E90State.ABORTED)
-                self._hold(stack, step, "job_ended",
-                           f"job {doubt.job_id} on {doubt.tool}: {status.job_outcome}")
-        elif status.job_id == doubt.tool_job_before and status.job_outcome is not JobOutcome.RUNNING:
-            lot.journal.append("step_recovered", **ids, outcome="NOT_STARTED")  # never reached the tool
-            del lot.in_doubt[key]
-            set_state(stack, step.wafer, E90State.NEEDS_PROCESSING)
-        else:
-            self._unknown(stack, step, doubt.tool, doubt.job_id,
-                          f"{doubt.tool} reports job {status.job_id}, neither ours ({doubt.job_id}) "
-                          f"nor its previous one ({doubt.tool_job_before})")
+            case Recovery.PAUSED:
+                self._hold(stack, step, "tool_alarm", verdict.reason)
+            case Recovery.NOT_STARTED:
+                del lot.in_doubt[key]
+            case _:  # ABORTED / FAILED
+                self._failed(stack, step, doubt.tool, doubt.job_id, "JobEnded", verdict.reason,
+                             E90State.ABORTED)
+                trip = safety_trip(status)
+                if trip is not None:  # the tool ended it on a door, EMO or safety alarm: abort the run
+                    lot.control.command("abort", who=f"interlock:{trip.interlock}", why=trip.reason)
+                else:
+                    self._hold(stack, step, "job_ended", verdict.reason)
+
+    def _judged(self, stack: Stack, step: Step, tool: str, job_id: int, result: Any) -> dict[str, Any] | None:
+        """The result's values if they are inside the step's bands; else the step fails (None)."""
+        return {k: v for k, v in result.__dict__.items() if k not in ("tool", "job_id")}  # flat
 
     # --- outcomes --------------------------------------------------------------------------------
     def _complete(self, stack: Stack, step: Step, result: dict[str, Any] | None, tool: str, job_id: int,

@@ -16,6 +16,7 @@ from sequencer.engine import InDoubt, Key, Observer
 from sequencer.flow import Step, expand, load_flow
 from sequencer.interlocks import Bypass
 from sequencer.journal import Event, Journal
+from sequencer.recovery import wafer_state
 from sequencer.run import RunOutcome, drive
 from sequencer.rundir import JOURNAL, run_dir
 from sequencer.scrap import mark_scrapped
@@ -41,9 +42,11 @@ def replay_journal(
         uid, stack = str(d.get("uid")), by_id[str(d.get("stack", first))]
         key = (stack.stack_id, uid)
         if ev.kind == "step_started":
-            in_doubt[key] = InDoubt(d["tool"], d["job_id"], d.get("tool_job_before", 0))
-        elif ev.kind == "step_recovered" and d.get("outcome") == "NOT_STARTED":
-            in_doubt.pop(key, None)
+            in_doubt[key] = InDoubt(d["tool"], d["job_id"], d.get("tool_job_before", 0), d.get("tool_boot"))
+        elif ev.kind == "step_recovered":  # the wafer's state from the tool's answer, as the live run set it
+            set_state(stack, by_uid[uid].wafer, wafer_state(stack, by_uid[uid], str(d.get("outcome"))))
+            if d.get("outcome") == "NOT_STARTED":
+                in_doubt.pop(key, None)
         elif ev.kind == "step_completed":
             in_doubt.pop(key, None)
             completed.add(key)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -79,6 +80,8 @@ class EmulatedTool:
         self._job: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
         self.job_log: list[int] = []  # every job id this tool accepted, in order (exactly-once audits)
+        # a new identity every power-on, whatever the seed: a restarted tool must not pass for the old one
+        self.boot_id = secrets.randbits(31) | 1
 
     @property
     def alarm_id(self) -> int:
@@ -107,6 +110,7 @@ class EmulatedTool:
             "alarm_id": self.alarm_id,
             "job_id": self.job_id,
             "job_outcome": self.job_outcome,
+            "boot_id": self.boot_id,
             **self.interlocks,
             **self._setpoint_view(),
             **self.results,
@@ -158,6 +162,19 @@ class EmulatedTool:
         self.alarm_id = alarm_id
         if self._job is not None:
             self.state = "PAUSE"
+        self._notify()
+
+    def power_cycle(self) -> None:
+        """The tool loses power and boots again: its job is gone, it forgot what it was sent, and it
+        comes back IDLE with a new boot id (what a controller's recovery must notice)."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+        self.boot_id = secrets.randbits(31) | 1
+        self.job_id, self.job_outcome, self._alarm_id = 0, "NONE", 0
+        self._plan = self._phase = self._drift = None
+        self.setpoints = {}
+        self.state = "IDLE"
         self._notify()
 
     async def close(self) -> None:

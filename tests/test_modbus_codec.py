@@ -125,7 +125,7 @@ def test_bonder_status_is_one_read_per_table(bonder_profile: ModbusProfile) -> N
     names = list(dict.fromkeys([*CONTRACT_VARIABLES, *Bonder.interlock_inputs, *Bonder.process_values]))
     blocks = plan_blocks(bonder_profile, names)
     assert {(b.table, b.start, b.count) for b in blocks} == {
-        ("input", 0, 8), ("discrete", 0, 4), ("holding", 0, 2)
+        ("input", 0, 16), ("discrete", 0, 4), ("holding", 0, 2)
     }
     assert sorted(n for b in blocks for n in b.names) == sorted(names)
 

@@ -94,11 +94,11 @@ def test_str_last_field_and_grouping_spec(text: str, amount: float, flag: bool) 
 
 
 def test_status_line_parses_to_typed_values() -> None:
-    line = ("STATE=EXECUTING ALARM=0 JOB=42 OUTCOME=RUNNING DOOR=1 CW=0 EMO=1 RPM=30000 "
+    line = ("STATE=EXECUTING ALARM=0 JOB=42 OUTCOME=RUNNING BOOT=7 DOOR=1 CW=0 EMO=1 RPM=30000 "
             "CUTS=3 FLOW=1.50")
     values = CODEC.queries["status"].reply.parse(line)
     assert values == {
-        "state": "EXECUTING", "alarm_id": 0, "job_id": 42, "job_outcome": "RUNNING",
+        "state": "EXECUTING", "alarm_id": 0, "job_id": 42, "job_outcome": "RUNNING", "boot_id": 7,
         "door_closed": True, "cooling_water_ok": False, "emo_ok": True,
         "spindle_speed_rpm": 30000.0, "cuts_done": 3, "cooling_flow_lpm": 1.5,
     }
@@ -107,13 +107,13 @@ def test_status_line_parses_to_typed_values() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("STATE=IDLE ALARM=x JOB=1 OUTCOME=NONE DOOR=1 CW=1 EMO=1 RPM=0 CUTS=0 FLOW=0.00",
+        ("STATE=IDLE ALARM=x JOB=1 OUTCOME=NONE BOOT=7 DOOR=1 CW=1 EMO=1 RPM=0 CUTS=0 FLOW=0.00",
          "alarm_id"),
-        ("STATE=IDLE ALARM=0 JOB=1 OUTCOME=NONE DOOR=2 CW=1 EMO=1 RPM=0 CUTS=0 FLOW=0.00",
+        ("STATE=IDLE ALARM=0 JOB=1 OUTCOME=NONE BOOT=7 DOOR=2 CW=1 EMO=1 RPM=0 CUTS=0 FLOW=0.00",
          "1 or 0"),
-        ("STATE=BUSY ALARM=0 JOB=1 OUTCOME=NONE DOOR=1 CW=1 EMO=1 RPM=0 CUTS=0 FLOW=0.00",
+        ("STATE=BUSY ALARM=0 JOB=1 OUTCOME=NONE BOOT=7 DOOR=1 CW=1 EMO=1 RPM=0 CUTS=0 FLOW=0.00",
          "one of"),
-        ("STATE=IDLE ALARM=0 JOB=1 OUTCOME=NONE DOOR=1 CW=1 EMO=1 RPM=1_0 CUTS=0 FLOW=0.00",
+        ("STATE=IDLE ALARM=0 JOB=1 OUTCOME=NONE BOOT=7 DOOR=1 CW=1 EMO=1 RPM=1_0 CUTS=0 FLOW=0.00",
          "spindle_speed_rpm"),
         ("CUTS=1 TIME=2.000 WEAR=0.100", "does not match"),
         ("", "does not match"),

@@ -192,8 +192,9 @@ async def test_independent_client_reads_documented_status(saw_pty_server: Served
     path = saw_pty_server[1].url
     reply = await asyncio.to_thread(_ask, path, b"STATUS?\r\n")
     assert reply.startswith(b"STATE=IDLE ALARM=0")
-    assert reply == (b"STATE=IDLE ALARM=0 JOB=0 OUTCOME=NONE DOOR=1 CW=1 EMO=1 RPM=0 CUTS=0 "
-                     b"FLOW=0.00\r\n")
+    boot = saw_pty_server[0].tool.boot_id
+    assert reply == (b"STATE=IDLE ALARM=0 JOB=0 OUTCOME=NONE BOOT=%d DOOR=1 CW=1 EMO=1 RPM=0 CUTS=0 "
+                     b"FLOW=0.00\r\n" % boot)
     bogus = await asyncio.to_thread(_ask, path, b"BOGUS\r\n")
     assert bogus.startswith(b"ERR 2 unknown request")
 

@@ -20,10 +20,29 @@ CONTRACT_ENUMS: dict[str, dict[str, int]] = {
 }
 
 ValueType = Literal["float", "int", "bool", "enum", "str"]
+# ISA-18.2 / SEMI E30 alarm classes: what the controller does when the alarm is set.
+#   safety:  the process is no longer safe (door opened, EMO, interlock lost): abort, never bypassed
+#   process: the job is in trouble (arcing, over-temperature): hold for the operator
+#   warning: worth telling (consumable low): journaled, the job goes on
+AlarmClass = Literal["safety", "process", "warning"]
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AlarmSpec(StrictModel):
+    """One alarm of the tool: its text (ALTX) and its class. A profile may write just the text, which
+    means a process alarm."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    text: str = Field(min_length=1)
+    alarm_class: AlarmClass = Field(default="process", alias="class")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: object) -> object:
+        return {"text": data} if isinstance(data, str) else data
 
 
 class ProfileBase(StrictModel):
@@ -34,7 +53,11 @@ class ProfileBase(StrictModel):
     name: str = ""
     description: str = ""
     enums: dict[str, dict[str, int]] = Field(default_factory=dict)
-    alarms: dict[int, str] = Field(default_factory=dict, description="ALID -> ALTX")
+    alarms: dict[int, AlarmSpec] = Field(default_factory=dict, description="ALID -> ALTX and class")
+    safety_inputs: list[str] = Field(
+        default_factory=list,
+        description="interlock inputs beyond the kind's own (door, EMO) whose loss aborts and that "
+                    "can never be bypassed")
 
     @model_validator(mode="after")
     def _contract_enums(self) -> ProfileBase:
@@ -54,7 +77,13 @@ class ProfileBase(StrictModel):
         return self.enums.get(name) or CONTRACT_ENUMS[name]
 
     def alarm_text(self, alarm_id: int) -> str:
-        return self.alarms.get(alarm_id, f"alarm {alarm_id}")
+        spec = self.alarms.get(alarm_id)
+        return spec.text if spec is not None else f"alarm {alarm_id}"
+
+    def alarm_class(self, alarm_id: int) -> AlarmClass:
+        """An alarm the profile does not list is a process alarm: the operator decides."""
+        spec = self.alarms.get(alarm_id)
+        return spec.alarm_class if spec is not None else "process"
 
     def variable_names(self) -> set[str]:
         return set(getattr(self, "variables", {}))

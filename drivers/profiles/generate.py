@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from drivers.profiles.base import CONTRACT_ENUMS
 from drivers.tool import Tool
 
-COMMON_ALARMS = {
-    10: "door opened during process",
-    11: "emergency off pressed",
-    12: "interlock input lost during process",
+COMMON_ALARMS: dict[int, Any] = {
+    10: {"text": "door opened during process", "class": "safety"},
+    11: {"text": "emergency off pressed", "class": "safety"},
+    12: {"text": "interlock input lost during process", "class": "safety"},
     900: "process alarm",
 }
 Kind = type[Tool[Any, Any]]
@@ -44,6 +44,7 @@ def kind_variables(kind: Kind) -> dict[str, dict[str, FieldType]]:
         "alarm_id": ("int", ()),
         "job_id": ("int", ()),
         "job_outcome": ("enum", tuple(CONTRACT_ENUMS["outcome"])),
+        "boot_id": ("int", ()),
     }
     status |= {n: ("bool", ()) for n in kind.interlock_inputs}
     status |= {n: ("float", ()) for n in kind.process_values}
