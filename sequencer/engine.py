@@ -17,13 +17,14 @@ from typing import Any
 
 from drivers.logs import log_context
 from drivers.tool import Tool
+from sequencer.abort import abort_lot
 from sequencer.control import RunControl, RunState
 from sequencer.dispatcher import Dispatcher, DispatchRule
 from sequencer.flow import Step
 from sequencer.gcpause import frozen_heap
 from sequencer.interlocks import Bypass, BypassRefused, check_bypassable, recipe_verdict, safety_names
 from sequencer.journal import Journal
-from sequencer.process_job import InDoubt, Key, Lot, Observer, ProcessJobs, abort_tool, now_iso
+from sequencer.process_job import InDoubt, Key, Lot, Observer, ProcessJobs, now_iso
 from sequencer.scrap import scrap_stack
 from sequencer.traveler import Stack
 
@@ -162,5 +163,4 @@ class Engine:
         if new is not RunState.EXECUTE:
             self.lot.dispatcher.preempt()  # jobs waiting for a tool go back to their checkpoint
         if new is RunState.ABORTING:
-            loop = asyncio.get_running_loop()
-            self._aborters += [loop.create_task(abort_tool(tool)) for tool in self.lot.running.values()]
+            self._aborters.append(asyncio.get_running_loop().create_task(abort_lot(self.jobs)))

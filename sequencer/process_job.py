@@ -66,6 +66,7 @@ class Lot:
     in_doubt: dict[Key, InDoubt] = field(default_factory=dict)
     bypasses: list[Bypass] = field(default_factory=list)
     running: dict[Key, Tool[Any, Any]] = field(default_factory=dict)  # jobs in a chamber now
+    resolving: set[Key] = field(default_factory=set)  # in-doubt jobs whose tool is being asked now
     rule: DispatchRule = "most_steps_left"
     scrapped: set[str] = field(default_factory=set)  # stacks an operator took out of the lot
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # step uid -> recipe as journaled
@@ -95,7 +96,7 @@ class ProcessJobs:
             name = lot.in_doubt[key].tool
             lot.dispatcher.reserve(name, stack.stack_id)
             try:
-                await self._resolve(stack, step)
+                await self.resolve(stack, step)
             finally:
                 if key not in lot.in_doubt:
                     lot.dispatcher.release(name, stack.stack_id)
@@ -217,9 +218,19 @@ class ProcessJobs:
             self._hold(stack, step, trip.interlock, trip.reason)
 
     # --- in-doubt jobs ---------------------------------------------------------------------------
-    async def _resolve(self, stack: Stack, step: Step) -> None:
+    async def resolve(self, stack: Stack, step: Step) -> None:
         """Ask the tool about an in-doubt job and act on its answer (recovery.py); journaled as
         step_recovered with the outcome, the wafer's E90 state set from it the way resume rebuilds it."""
+        key = (stack.stack_id, step.uid)
+        if key in self.lot.resolving or key not in self.lot.in_doubt:
+            return
+        self.lot.resolving.add(key)
+        try:
+            await self._resolve(stack, step)
+        finally:
+            self.lot.resolving.discard(key)
+
+    async def _resolve(self, stack: Stack, step: Step) -> None:
         lot, key = self.lot, (stack.stack_id, step.uid)
         doubt = lot.in_doubt[key]
         tool = lot.tools[doubt.tool]
@@ -227,7 +238,11 @@ class ProcessJobs:
         try:
             status = await tool.status()
         except ToolError as exc:
-            self._hold(stack, step, "tool_reachable", f"{doubt.tool} silent about job {doubt.job_id}: {exc}")
+            why = f"{doubt.tool} silent about job {doubt.job_id}: {exc}"
+            if lot.control.abort_requested():  # the run ends: the wafer's fate is the operator's
+                self._unknown(stack, step, doubt.tool, doubt.job_id, why)
+            else:
+                self._hold(stack, step, "tool_reachable", why)
             return
         verdict = judge(doubt, status)
         if verdict.outcome is Recovery.UNKNOWN:
@@ -251,7 +266,9 @@ class ProcessJobs:
                 self._failed(stack, step, doubt.tool, doubt.job_id, "JobEnded", verdict.reason,
                              E90State.ABORTED)
                 trip = safety_trip(status)
-                if trip is not None:  # the tool ended it on a door, EMO or safety alarm: abort the run
+                if lot.control.abort_requested():
+                    pass
+                elif trip is not None:  # the tool ended it on a door, EMO or safety alarm: abort the run
                     lot.control.command("abort", who=f"interlock:{trip.interlock}", why=trip.reason)
                 else:
                     self._hold(stack, step, "job_ended", verdict.reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +14,21 @@ from drivers.kinds.ball_mounter import BallMounterRecipe
 from drivers.line import LineConfig, apply_endpoints, load_line
 from drivers.tool import ProcessState, ToolStatus
 from sequencer.control import RunState
-from sequencer.interlocks import Bypass, BypassRefused, StepContext, check_bypassable, evaluate_permissives
+from sequencer.interlocks import (
+    Bypass,
+    BypassRefused,
+    StepContext,
+    check_bypassable,
+    evaluate_permissives,
+    safety_names,
+)
 from sequencer.journal import read_events
 from sequencer.remote import send_command
 from sequencer.run import start_run
 from sequencer.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
+from tests.fixtures.sequencer import WAFERLINE
 from tests.test_sequencer_e2e import _wait_for_state
 
 
@@ -70,8 +79,10 @@ async def test_bypass_refusals_over_the_socket(line: tuple[LineConfig, EmulatedL
     run_dir = await _wait_for_state(runs, "EXECUTE")
     try:
         cases = {
-            ("emo_clear", "supervisor", "EMO loop under maintenance"): "safety interlock",
-            ("door_closed_mid_run", "engineer", "door switch broken, taped"): "safety interlock",
+            ("emo_clear", "supervisor", "EMO loop under maintenance"): "never be bypassed",
+            ("door_closed_mid_run", "engineer", "door switch broken, taped"): "never be bypassed",
+            ("door_closed", "supervisor", "door switch broken, taped"): "door_closed guards a safety input",
+            ("safety_alarm", "engineer", "alarm 10 is a false alarm"): "never be bypassed",
             ("coffee_level", "engineer", "the machine is empty again"): "unknown interlock",
             ("n2_supply_on", "intern", "interns may not bypass anything"): "role",
             ("n2_supply_on", "engineer", "short"): "reason",
@@ -80,6 +91,14 @@ async def test_bypass_refusals_over_the_socket(line: tuple[LineConfig, EmulatedL
             reply = await send_command(run_dir, "bypass", "mallory", why,
                                        bypass={"interlock": interlock, "role": role, "minutes": 5})
             assert not reply["ok"] and expected in reply["error"], (interlock, reply)
+        cli = await asyncio.create_subprocess_exec(  # the run's socket is served by this event loop
+            *WAFERLINE, "bypass", run_dir.name, "door_closed", "--role", "supervisor",
+            "--reason", "door switch broken, taped over", "--who", "mallory", stderr=subprocess.PIPE)
+        _, err = await asyncio.wait_for(cli.communicate(), 60)
+        said = " ".join(err.decode().split())
+        assert cli.returncode == 1 and "door_closed guards a safety input" in said, said
+        assert "whatever the role" in said
+        assert not any(e.kind == "bypass" for e in read_events(run_dir / JOURNAL))
     finally:
         await send_command(run_dir, "abort", "test", "done testing")
         await asyncio.wait_for(task, 30)
@@ -105,3 +124,23 @@ def test_expired_bypass_no_longer_applies() -> None:
     assert refusals[0].bypassed_by is None
     with pytest.raises(BypassRefused, match="safety"):
         check_bypassable("emo_clear")
+
+
+def test_profile_marked_safety_input_is_refused_and_never_bypassed() -> None:
+    """An input a profile marks as safety (here the mounter's N2 supply) refuses like a door."""
+    status = ToolStatus(tool="mounter1", kind="ball_mounter", state=ProcessState.IDLE,
+                        interlocks={"door_closed": True, "emo_ok": True, "n2_ok": False, "exhaust_ok": True},
+                        safety_inputs=("door_closed", "emo_ok", "n2_ok"))
+
+    class Step:
+        uid = "A15.w2"
+        recipe = None
+
+    bypass = Bypass(interlock="n2_supply_on", role="supervisor", reason="N2 sensor being replaced",
+                    who="eve", expires_at=datetime.now(UTC) + timedelta(minutes=5))
+    refusal = next(r for r in evaluate_permissives(StepContext(Step(), "mounter1", status, None), [bypass])
+                   if r.interlock == "n2_supply_on")
+    assert refusal.safety and refusal.bypassed_by is None and "safety input n2_ok" in refusal.reason
+    with pytest.raises(BypassRefused, match="never be bypassed"):
+        check_bypassable("n2_supply_on", safety_names(["door_closed", "emo_ok", "n2_ok"]))
+    check_bypassable("n2_supply_on", safety_names(["door_closed", "emo_ok"]))  # unmarked: bypassable

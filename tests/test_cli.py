@@ -168,6 +168,8 @@ def test_runtime_interlock_and_alarm(sim_up: tuple[Path, Any]) -> None:
     refused = run_cli("tools", "run", "bonder1", "--endpoints", eps, "--set", "temp_c=200",
                       "--set", "force_kn=20", "--set", "hold_s=600")
     assert refused.returncode == 1 and "CommandRejected" in refused.stderr
+    said = " ".join(refused.stderr.split())  # the tool's refusal in words: which tool, and why
+    assert "bonder1 refused start: door_closed is not made" in said, said
     assert run_cli("sim", "interlock", "bonder1", "door_closed", "made", "--endpoints", eps).returncode == 0
     assert run_cli("sim", "alarm", "sputter1", "202", "--endpoints", eps).returncode == 0
     assert _status_of(sim_up[0], "sputter1")["status"]["alarm"]["id"] == 202

@@ -40,6 +40,10 @@ class ProgressObserver:
         self.many = stacks > 1
 
     def __call__(self, event: str, step: Any, info: dict[str, Any]) -> None:
+        if event == "abort_unconfirmed":
+            self.progress.console.print(f"[red]abort of {info['tool']} NOT confirmed: {info['reason']}; "
+                                        "go to the tool[/red]")
+            return
         where = f"{info.get('stack', '').rsplit('-', 1)[-1]} {step.uid}" if self.many else step.uid
         if event == "started":
             self.progress.update(self.task, description=f"{where} {step.title[:40]} on {info['tool']}")
