@@ -72,6 +72,7 @@ class Engine:
         self._changed = asyncio.Event()
         self._aborters: list[asyncio.Task[None]] = []
         self._in_chamber = 0  # process jobs past their start decision and not yet ended
+        self._leave_held = False  # the --on-hold fail policy: return from HELD, the run stays resumable
         control.subscribe(self._on_transition)
 
     @property
@@ -94,6 +95,12 @@ class Engine:
     def scrap(self, stack: str, who: str, why: str) -> str | None:
         """Operator disposition: take one stack of a HELD lot out (scrap.py). None if done."""
         return scrap_stack(self.lot, stack, who, why)
+
+    def leave_held(self) -> None:
+        """End execute() while the run is HELD, leaving it HELD in the journal for a later resume."""
+        self._leave_held = True
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     # --- the lot ---------------------------------------------------------------------------------
     async def execute(self) -> RunState:
@@ -151,6 +158,8 @@ class Engine:
                 self.control.state_complete(why="at a step boundary")
             elif state is RunState.HOLDING and self._in_chamber == 0:
                 self.control.state_complete(why="no process job in a chamber")
+            elif state is RunState.HELD and self._leave_held:
+                return False
             elif state in (RunState.HOLDING, RunState.HELD):
                 changed = self._changed
                 await changed.wait()

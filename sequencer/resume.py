@@ -14,6 +14,7 @@ from drivers.line import LineConfig
 from sequencer.control import RunControl, RunState
 from sequencer.engine import InDoubt, Key, Observer
 from sequencer.flow import Step, expand, load_flow
+from sequencer.holdpolicy import HoldPolicy
 from sequencer.interlocks import Bypass
 from sequencer.journal import Event, Journal
 from sequencer.recovery import wafer_state
@@ -62,7 +63,8 @@ def replay_journal(
 
 async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
                      observer: Observer | None = None,
-                     on_control: Callable[[RunControl], None] | None = None) -> RunOutcome:
+                     on_control: Callable[[RunControl], None] | None = None,
+                     note: str | None = None, hold_policy: HoldPolicy | None = None) -> RunOutcome:
     journal = Journal.open_existing(run_dir(run_id) / JOURNAL)
     with journal:
         events = journal.events()
@@ -75,11 +77,12 @@ async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
             raise ConfigError(f"run {run_id} already ended {snap.state}; nothing to resume")
         doubt = ", ".join(f"{s}/{u}" if len(stacks) > 1 else u for s, u in in_doubt) or "none"
         journal.append("note", text=f"resumed by {who}: {len(completed)} step(s) done, "
-                                    f"{len(in_doubt)} in doubt ({doubt})")
+                                    f"{len(in_doubt)} in doubt ({doubt})" + (f"; {note}" if note else ""))
         control = RunControl(journal, snap.state, held_reason=snap.held_reason)
         bypasses = [b for b in (Bypass.model_validate(r.model_dump(exclude={"seq", "ts"}))
                                 for r in snap.bypasses) if b.active()]
         engine_args: dict[str, Any] = {
             "stacks": stacks, "observer": observer, "completed": completed, "in_doubt": in_doubt,
-            "on_control": on_control, "bypasses": bypasses, "rule": snap.rule, "scrapped": set(snap.scrapped)}
+            "on_control": on_control, "hold_policy": hold_policy,
+            "bypasses": bypasses, "rule": snap.rule, "scrapped": set(snap.scrapped)}
         return await drive(run_dir(run_id), journal, control, line, steps, who, engine_args)

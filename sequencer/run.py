@@ -29,6 +29,7 @@ from sequencer.control import RunControl, RunState
 from sequencer.dispatcher import RULES, DispatchRule
 from sequencer.engine import Engine, Observer, pools_of
 from sequencer.flow import Flow, Step, expand, load_flow
+from sequencer.holdpolicy import HoldPolicy
 from sequencer.journal import Journal
 from sequencer.remote import RemoteControlServer
 from sequencer.rundir import CONTROL_SOCK, JOURNAL, PID, SUMMARY, TRAVELER, create_run_dir
@@ -103,6 +104,7 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
                 steps: list[Step], who: str, engine_args: dict[str, Any]) -> RunOutcome:
     """Serve run control, connect the pools, execute the lot, file travelers, claims and the summary."""
     on_control = engine_args.pop("on_control", None)
+    hold_policy: HoldPolicy = engine_args.pop("hold_policy", None) or HoldPolicy()
     if on_control is not None:
         on_control(control)  # e.g. the CLI's Ctrl-C handler asks this control for a stop
     (directory / PID).write_text(str(os.getpid()))
@@ -113,6 +115,7 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
             engine = Engine(run_id=journal.run_id, steps=steps, tools=tools, journal=journal, control=control,
                             **engine_args)
             server.on_bypass, server.on_scrap = engine.grant_bypass, engine.scrap
+            hold_policy.attach(control, engine.leave_held)
             if control.state is RunState.IDLE:
                 control.command("start", who=who, why="run started")
             state = await engine.execute()
@@ -132,6 +135,7 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
         await file_report(directory)
         return outcome
     finally:
+        await hold_policy.close()
         await server.stop()
         (directory / PID).unlink(missing_ok=True)
 
@@ -173,6 +177,7 @@ async def start_run(
     flow_name: str, line: LineConfig, *, wafers: int | None = None, stacks: int = 1, who: str = "operator",
     observer: Observer | None = None, sync: Literal["normal", "full"] = "normal",
     on_control: Callable[[RunControl], None] | None = None, rule: DispatchRule = "most_steps_left",
+    hold_policy: HoldPolicy | None = None,
 ) -> RunOutcome:
     """Run a lot of `stacks` stacks of `wafers` wafers through the flow on the line's pools."""
     if not 1 <= stacks <= MAX_STACKS:
@@ -192,7 +197,8 @@ async def start_run(
                        pools=line_pools(line, steps), rule=rule, steps=[s.uid for s in steps])
         control = RunControl(journal)
         return await drive(directory, journal, control, line, steps, who,
-                           {"stacks": lot, "observer": observer, "on_control": on_control, "rule": rule})
+                           {"stacks": lot, "observer": observer, "on_control": on_control, "rule": rule,
+                            "hold_policy": hold_policy})
 
 
 __all__ = ["RunOutcome", "connected", "drive", "pools_of", "refuse_bad_flow", "start_run", "summary"]

@@ -164,6 +164,14 @@ class EmulatedTool:
             self.state = "PAUSE"
         self._notify()
 
+    @property
+    def job_progress(self) -> float | None:
+        """How far the running job is through its plan, in tool time (0-1+), or None when idle: tests
+        and campaigns wait on this instead of wall-clock sleeps."""
+        if self._plan is None:
+            return None
+        return (self.clock.now() - self._job_t0) / max(self._plan.duration_s, 1e-9)
+
     def power_cycle(self) -> None:
         """The tool loses power and boots again: its job is gone, it forgot what it was sent, and it
         comes back IDLE with a new boot id (what a controller's recovery must notice)."""

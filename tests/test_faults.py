@@ -126,7 +126,12 @@ async def test_drifting_sensor_reads_out_of_band(
     async with make_tool(config.tool(name), config) as tool:
         job = asyncio.create_task(tool.run(recipe(tool)))
         try:
-            await asyncio.sleep(0.4)  # past the stuck point: the phase has aged to its end value
+            # a condition in tool time, not a wall-clock sleep: the job is held at its stuck point
+            # (95 % of the plan) and the drifted reading there has passed the ceiling
+            async with asyncio.timeout(10):
+                while not ((model.job_progress or 0) >= 0.95
+                           and float(model.read([variable])[variable]) > ceiling):
+                    await asyncio.sleep(0.005)
             status = await tool.status()
             assert status.state in ("SETUP", "EXECUTING")
             assert float(status.values[variable]) > ceiling  # the sensor reads 4x its true value

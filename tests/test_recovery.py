@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import time
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from drivers.line import LINE_DIR
 from sequencer.journal import JournalError, read_events
 from sequencer.rundir import JOURNAL
 from sim_tools.control import send
@@ -35,17 +38,12 @@ def _journal(runs: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def test_sigkill_mid_step_then_resume_runs_every_step_exactly_once(
-    slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
-) -> None:
-    line, eps, env = slow_line
-    runs = tmp_path / "runs"
-    ctrl = subprocess.Popen([*WAFERLINE, "run", "flow-a", "--wafers", "2", "--line", str(line),
-                             "--endpoints", str(eps)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=env)
-    victim = None
+def kill_mid_step(ctrl: subprocess.Popen[str], runs: Path, sig: int = signal.SIGKILL,
+                  done_before: int = 6) -> tuple[Path, str]:
+    """Send `sig` to the controller once `done_before` steps are done and a tool step is in a chamber;
+    returns the journal and that step's uid."""
     deadline = time.monotonic() + 60
-    while victim is None:  # kill once a few steps are done and a tool step is in a chamber
+    while True:
         assert ctrl.poll() is None, f"run ended before the kill: {ctrl.stderr.read() if ctrl.stderr else ''}"
         assert time.monotonic() < deadline, "no step was ever in a chamber"
         journal = _journal(runs)
@@ -56,19 +54,30 @@ def test_sigkill_mid_step_then_resume_runs_every_step_exactly_once(
                 continue
             done = {e.data["uid"] for e in evs if e.kind == "step_completed"}
             open_ = [e.data["uid"] for e in evs if e.kind == "step_started" and e.data["uid"] not in done]
-            if len(done) >= 6 and open_:
-                victim = open_[-1]
-                ctrl.send_signal(signal.SIGKILL)
+            if len(done) >= done_before and open_:
+                ctrl.send_signal(sig)
+                return journal, open_[-1]
         time.sleep(0.005)
+
+
+def test_sigkill_mid_step_then_resume_runs_every_step_exactly_once(
+    slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    line, eps, env = slow_line
+    runs = tmp_path / "runs"
+    ctrl = subprocess.Popen([*WAFERLINE, "run", "flow-a", "--wafers", "2", "--line", str(line),
+                             "--endpoints", str(eps)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    journal, victim = kill_mid_step(ctrl, runs)
     ctrl.wait(10)
     assert ctrl.returncode == -signal.SIGKILL
-    run_id = journal.parent.name  # type: ignore[union-attr]
+    run_id = journal.parent.name
 
     resumed = subprocess.run([*WAFERLINE, "resume", run_id, "--line", str(line), "--endpoints", str(eps)],
                              capture_output=True, text=True, timeout=120, env=env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
-    evs = read_events(journal)  # type: ignore[arg-type]
+    evs = read_events(journal)
     recovered = [e for e in evs if e.kind == "step_recovered"]
     assert [e.data["uid"] for e in recovered] == [victim]  # asked the tool, did not re-run
     completed = [e for e in evs if e.kind == "step_completed" and e.data.get("tool") != "-"]
@@ -82,7 +91,7 @@ def test_sigkill_mid_step_then_resume_runs_every_step_exactly_once(
     accepted = [job for jobs in reply["jobs"].values() for job in jobs]
     journaled = [e.data["job_id"] for e in completed]
     assert sorted(accepted) == sorted(journaled)  # each tool ran each step's job once, and nothing else
-    summary = json.loads((journal.parent / "summary.json").read_text())  # type: ignore[union-attr]
+    summary = json.loads((journal.parent / "summary.json").read_text())
     assert summary["state"] == "COMPLETE" and summary["claims_ok"]
 
 
@@ -116,3 +125,29 @@ def test_ctrl_c_is_a_controlled_stop(slow_line: tuple[Path, Path, dict[str, str]
     after_stop = [e for e in evs if e.seq > stop.seq and e.kind == "step_started"]
     assert after_stop == []  # nothing new started
     assert [e.data["to"] for e in evs if e.kind == "state"][-1] == "STOPPED"
+
+
+def test_sigkill_on_the_embedded_line_then_resume_never_reruns(tmp_path: Path) -> None:
+    """The embedded emulators die with the controller; the fresh ones resume starts have a new boot
+    id, so no in-doubt step is judged "never started" from them: it becomes UNKNOWN, and resume says
+    plainly that the emulators were lost (issue 10.6)."""
+    data = yaml.safe_load((LINE_DIR / "emulated.yaml").read_text())
+    data["time_scale"] = 4000
+    line = tmp_path / "line.yaml"
+    line.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "WAFERLINE_RUNS_DIR": str(tmp_path / "runs")}
+    ctrl = subprocess.Popen([*WAFERLINE, "run", "flow-a", "--wafers", "2", "--line", str(line)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    journal, victim = kill_mid_step(ctrl, tmp_path / "runs", done_before=2)
+    ctrl.wait(10)
+    resumed = subprocess.run([*WAFERLINE, "resume", journal.parent.name, "--line", str(line),
+                              "--on-hold", "fail"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    said = " ".join(resumed.stdout.split())
+    assert resumed.returncode == 3, resumed.stdout + resumed.stderr  # HELD for the operator
+    assert "were lost with it" in said
+    evs = read_events(journal)
+    unknown = [e.data for e in evs if e.kind == "step_unknown"]
+    assert [u["uid"] for u in unknown] == [victim] and "restarted" in unknown[0]["reason"]
+    assert [e.data["uid"] for e in evs if e.kind == "step_started"].count(victim) == 1  # never re-run
+    assert any(e.kind == "note" and "lost with it" in e.data["text"] for e in evs)

@@ -11,6 +11,8 @@ from pathlib import Path
 from drivers.line import Endpoints, LineConfig, apply_endpoints
 from waferline.common import default_endpoints_file
 
+EMBEDDED = "embedded emulators"  # the source of a line whose emulators live in this process
+
 
 def _pid_alive(pid: int | None) -> bool:
     if pid is None:
@@ -45,4 +47,4 @@ async def live_line(config: LineConfig, endpoints: Endpoints | None) -> AsyncIte
 
     async with EmulatedLine(config) as emulated:
         assert emulated.endpoints is not None
-        yield apply_endpoints(config, emulated.endpoints), "embedded emulators"
+        yield apply_endpoints(config, emulated.endpoints), EMBEDDED

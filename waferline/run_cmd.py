@@ -19,16 +19,20 @@ from rich.table import Table
 
 from drivers.errors import WaferlineError
 from sequencer.control import InvalidTransition, RunControl
+from sequencer.holdpolicy import HoldPolicy
 from sequencer.remote import send_command
 from sequencer.resume import resume_run
 from sequencer.run import RunOutcome, start_run
 from sequencer.rundir import run_dir
 from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
-from waferline.live import live_line, resolve_endpoints
+from waferline.live import EMBEDDED, live_line, resolve_endpoints
 
 LINE_OPT = typer.Option(DEFAULT_LINE, "--line", help="line name or YAML path")
 EPS_OPT = typer.Option(None, "--endpoints", help="endpoints JSON of a running `sim up`")
-EXIT = {"COMPLETE": 0, "HELD": 3, "STOPPED": 4, "ABORTED": 5}
+EXIT = {"COMPLETE": 0, "HELD": 3, "STOPPED": 4, "ABORTED": 5}  # README "Exit codes"
+ON_HOLD_OPT = typer.Option("wait", "--on-hold",
+                           help="when HELD: wait for an operator, fail (exit 3, resumable) or abort")
+HOLD_TIMEOUT_OPT = typer.Option(0.0, "--hold-timeout", help="seconds HELD before --on-hold acts")
 
 
 class ProgressObserver:
@@ -57,19 +61,23 @@ class ProgressObserver:
 
 
 def stop_on_ctrl_c(control: RunControl) -> None:
-    """First Ctrl-C: controlled stop; second: abort. Both journaled as the operator's."""
+    """First Ctrl-C or SIGTERM (systemd, docker stop, a CI timeout): controlled stop - finish what is
+    in a chamber, start nothing new, file summary and report, remove the socket; a second: abort.
+    Both journaled with the signal that asked."""
     presses = {"n": 0}
 
-    def on_sigint() -> None:
+    def on_signal(who: str, why: str) -> None:
         presses["n"] += 1
         command = "stop" if presses["n"] == 1 else "abort"
         try:
-            control.command(command, who="operator (Ctrl-C)", why="interrupt from the terminal")
-            console.print(f"[yellow]{command} requested (Ctrl-C again to abort)[/yellow]")
+            control.command(command, who=who, why=why)
+            console.print(f"[yellow]{command} requested by {who} (again to abort)[/yellow]")
         except InvalidTransition as exc:
             console.print(f"[yellow]{exc}[/yellow]")
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, on_signal, "operator (Ctrl-C)", "interrupt from the terminal")
+    loop.add_signal_handler(signal.SIGTERM, on_signal, "system (SIGTERM)", "terminate signal to the process")
 
 
 def _report(outcome: RunOutcome) -> None:
@@ -117,12 +125,12 @@ def _go(coro_factory: Any, line: str, endpoints: Path | None, time_scale: float 
         raise typer.Exit(2) from None
 
     async def main() -> RunOutcome:
-        async with live_line(config, live) as (resolved, _source):
+        async with live_line(config, live) as (resolved, source):
             if time_scale is not None:
                 resolved = resolved.model_copy(update={"time_scale": time_scale})
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console, transient=False) as progress:
-                return await coro_factory(resolved, progress)
+                return await coro_factory(resolved, progress, source == EMBEDDED)
 
     try:
         outcome = asyncio.run(main())
@@ -141,31 +149,53 @@ def run(
     time_scale: float | None = typer.Option(None, "--time-scale", help="tool s per wall s (emulators)"),
     endpoints: Path | None = EPS_OPT,
     journal_sync: str = typer.Option("normal", "--journal-sync", help="normal (kill -9 safe) or full"),
+    on_hold: str = ON_HOLD_OPT,
+    hold_timeout: float = HOLD_TIMEOUT_OPT,
 ) -> None:
     """Run a flow on the line; with no arguments Flow A, 4 wafers, on the embedded emulated line."""
     if journal_sync not in ("normal", "full"):
         raise typer.BadParameter("--journal-sync must be normal or full")
+    policy = _hold_policy(on_hold, hold_timeout)
 
-    async def factory(resolved: Any, progress: Progress) -> RunOutcome:
+    async def factory(resolved: Any, progress: Progress, _embedded: bool) -> RunOutcome:
         from sequencer.flow import expand, load_flow
 
         total = len(expand(load_flow(flow), wafers)) * stacks
         observer = ProgressObserver(progress, total, stacks)
         return await start_run(flow, resolved, wafers=wafers, stacks=stacks, observer=observer,
-                               on_control=stop_on_ctrl_c, sync=journal_sync)  # type: ignore[arg-type]
+                               on_control=stop_on_ctrl_c, sync=journal_sync,  # type: ignore[arg-type]
+                               hold_policy=policy)
 
     _go(factory, line, endpoints, time_scale)
 
 
 def resume(run_id: str, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT,
-           time_scale: float | None = typer.Option(None, "--time-scale")) -> None:
+           time_scale: float | None = typer.Option(None, "--time-scale"),
+           on_hold: str = ON_HOLD_OPT, hold_timeout: float = HOLD_TIMEOUT_OPT) -> None:
     """Resume a run after the controller died: ask each tool about its last job, never re-run a step."""
+    policy = _hold_policy(on_hold, hold_timeout)
 
-    async def factory(resolved: Any, progress: Progress) -> RunOutcome:
+    async def factory(resolved: Any, progress: Progress, embedded: bool) -> RunOutcome:
         observer = ProgressObserver(progress, 0)
-        return await resume_run(run_id, resolved, observer=observer, on_control=stop_on_ctrl_c)
+        note = None
+        if embedded:
+            note = ("the run's emulators were embedded in the controller and were lost with it; these "
+                    "are fresh ones that remember no job, so every step in doubt becomes UNKNOWN for the "
+                    "operator (it is never re-run). Resume against `waferline sim up --endpoints-file` "
+                    "or real tools to recover jobs from the tools themselves.")
+            progress.console.print(f"[yellow]{note}[/yellow]")
+        return await resume_run(run_id, resolved, observer=observer, on_control=stop_on_ctrl_c, note=note,
+                                hold_policy=policy)
 
     _go(factory, line, endpoints, time_scale)
+
+
+def _hold_policy(on_hold: str, timeout_s: float) -> HoldPolicy:
+    try:
+        return HoldPolicy(on_hold, timeout_s)  # type: ignore[arg-type]
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _send(
