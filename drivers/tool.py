@@ -28,6 +28,7 @@ from drivers.errors import (
     ToolError,
     ToolTimeout,
 )
+from drivers.judgement import Band, ResultCheck
 from drivers.profiles.base import AlarmClass, Value
 
 _JOB_IDS = random.Random(secrets.randbits(64))  # seeded from the OS per process: ids differ across restarts
@@ -141,6 +142,8 @@ class Tool(Generic[R, S]):
     result_model: ClassVar[type[Result]]
     interlock_inputs: ClassVar[tuple[str, ...]]
     process_values: ClassVar[tuple[str, ...]] = ()
+    run_bands: ClassVar[tuple[Band, ...]] = ()  # watched on every poll of a running job
+    result_checks: ClassVar[tuple[ResultCheck, ...]] = ()  # judged when a job completed
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class Engine:
                 self.lot.recipe_json(step)
         self.jobs = ProcessJobs(self.lot)
         self.safety = safety_names(n for tool in tools.values() for n in tool.safety_inputs)
+        self.bands = {band.name for tool in tools.values() for band in tool.run_bands}
         self.control = control
         self._changed = asyncio.Event()
         self._aborters: list[asyncio.Task[None]] = []
@@ -82,7 +83,7 @@ class Engine:
     def grant_bypass(self, interlock: str, role: str, reason: str, who: str, minutes: float) -> str | None:
         """Operator bypass of one non-safety interlock: role, reason, expiry; journaled. None if granted."""
         try:
-            check_bypassable(interlock, self.safety)
+            check_bypassable(interlock, self.safety, self.bands)
             bypass = Bypass(interlock=interlock, role=role, reason=reason, who=who,
                             expires_at=datetime.now(UTC) + timedelta(minutes=minutes))
         except (BypassRefused, ValueError) as exc:

@@ -9,7 +9,7 @@ never be bypassed; the others need a role, a reason and an expiry, and every byp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drivers.judgement import Band
 from drivers.tool import ProcessState, ToolStatus
 from sequencer.identity import ByIdentity
 
@@ -59,16 +60,16 @@ class BypassRefused(ValueError):
     pass
 
 
-def check_bypassable(interlock: str, safety: Iterable[str] = SAFETY) -> None:
-    """Refuse a bypass of a safety interlock (for any role) or of a name that is no interlock."""
+def check_bypassable(interlock: str, safety: Iterable[str] = SAFETY, bands: Iterable[str] = ()) -> None:
+    """Refuse a bypass of a safety interlock (for any role) or of a name that is no interlock; `bands`
+    are the run-interlock bands of the line's kinds."""
     never = {*SAFETY, *safety}
     if interlock in never:
         raise BypassRefused(
             f"{interlock} guards a safety input and can never be bypassed, whatever the role: the "
             "software must not start or continue a job with a door open, EMO pressed or a safety "
             "interlock lost; make the input on the tool instead")
-    known = (set(INPUT_PERMISSIVES.values()) | {p.name for p in PERMISSIVES} | {b.name for b in BANDS}
-             | {"tool_alarm"})
+    known = set(INPUT_PERMISSIVES.values()) | {p.name for p in PERMISSIVES} | set(bands) | {"tool_alarm"}
     if interlock not in known:
         raise BypassRefused(f"unknown interlock {interlock!r}; bypassable: {sorted(known - never)}")
 
@@ -162,26 +163,6 @@ def evaluate_permissives(
 
 
 @dataclass(frozen=True)
-class Band:
-    """A process value's allowed band while the tool processes; limits may follow a recipe field."""
-
-    name: str
-    kind: str
-    variable: str
-    high: Callable[[Any], float | None]
-    low: Callable[[Any], float | None] = lambda _r: None
-
-
-BANDS: tuple[Band, ...] = (
-    Band("chuck_temp_band", "bonder", "chuck_temp_c", lambda r: r.temp_c + 15),
-    Band("susceptor_temp_band", "cvd", "susceptor_temp_c", lambda r: r.deposition_temp_c + 15),
-    Band("bath_temp_band", "plater", "bath_temperature_c", lambda r: 40.0, lambda r: 15.0),
-    Band("spindle_overspeed", "dicing_saw", "spindle_speed_rpm", lambda r: r.spindle_rpm * 1.1),
-    Band("rf_power_band", "etcher", "rf_power_fwd_w", lambda r: r.rf_power_w * 1.1),
-)
-
-
-@dataclass(frozen=True)
 class Trip:
     interlock: str
     reason: str
@@ -213,8 +194,8 @@ def safety_trip(status: ToolStatus) -> Trip | None:
     return None
 
 
-def watch(kind: str, recipe: Any, status: ToolStatus, bypasses: list[Bypass]) -> Trip | None:
-    """The first tripped safety input or run interlock in one polled status, or None."""
+def watch(bands: Sequence[Band], recipe: Any, status: ToolStatus, bypasses: list[Bypass]) -> Trip | None:
+    """The first tripped safety input or run interlock (the kind's bands) in one polled status, or None."""
     trip = safety_trip(status)
     if trip is not None:
         return trip
@@ -222,13 +203,10 @@ def watch(kind: str, recipe: Any, status: ToolStatus, bypasses: list[Bypass]) ->
     a = status.alarm
     if a is not None and a.alarm_class == "process" and "tool_alarm" not in active:
         return Trip("tool_alarm", f"alarm {a.id}: {a.text}", Action.HOLD)
-    for band in BANDS:
-        if band.kind != kind or band.name in active or band.variable not in status.values:
+    for band in bands:
+        if band.name in active:
             continue
-        value = float(status.values[band.variable])
-        hi, lo = band.high(recipe), band.low(recipe)
-        if hi is not None and value > hi:
-            return Trip(band.name, f"{band.variable} {value:.4g} above {hi:.4g}", Action.HOLD)
-        if lo is not None and value < lo:
-            return Trip(band.name, f"{band.variable} {value:.4g} below {lo:.4g}", Action.HOLD)
+        reason = band.check(recipe, status.values)
+        if reason is not None:
+            return Trip(band.name, reason, Action.HOLD)
     return None

@@ -178,7 +178,7 @@ class ProcessJobs:
         lot, key = self.lot, (stack.stack_id, step.uid)
 
         async def monitor(status: ToolStatus) -> None:
-            trip = watch(step.kind or "", step.recipe, status, lot.bypasses)
+            trip = watch(tool.run_bands, step.recipe, status, lot.bypasses)
             if trip is not None:
                 raise InterlockTripped(trip)
 
@@ -274,8 +274,18 @@ class ProcessJobs:
                     self._hold(stack, step, "job_ended", verdict.reason)
 
     def _judged(self, stack: Stack, step: Step, tool: str, job_id: int, result: Any) -> dict[str, Any] | None:
-        """The result's values if they are inside the step's bands; else the step fails (None)."""
-        return {k: v for k, v in result.__dict__.items() if k not in ("tool", "job_id")}  # flat
+        """The result's values if each is inside its check against the recipe's target (the kind's
+        result_checks); else the step fails - wafer ABORTED, the hold naming value and band - and None."""
+        values = {k: v for k, v in result.__dict__.items() if k not in ("tool", "job_id")}  # flat
+        for check in self.lot.tools[tool].result_checks:
+            why = check.check(step.recipe, values)
+            if why is not None:
+                self.lot.journal.append("result_rejected", stack=stack.stack_id, uid=step.uid, tool=tool,
+                                        job_id=job_id, check=check.name, reason=why, result=values)
+                self._failed(stack, step, tool, job_id, "ResultOutOfBand", why, E90State.ABORTED)
+                self._hold(stack, step, f"result:{check.name}", f"{tool}: {why}")
+                return None
+        return values
 
     # --- outcomes --------------------------------------------------------------------------------
     def _complete(self, stack: Stack, step: Step, result: dict[str, Any] | None, tool: str, job_id: int,

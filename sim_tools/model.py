@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from drivers.kinds import KINDS
 from drivers.profiles.base import Value
 from sim_tools.clock import VirtualClock
 from sim_tools.faults import FaultKind, FaultSet
@@ -32,6 +33,15 @@ ALARM_TEXTS = {
     ALARM_EMO: "emergency off pressed",
     ALARM_INTERLOCK: "interlock input lost during process",
 }
+
+
+def drift_variable(physics: Physics) -> str | None:
+    """The sensor a DRIFT fault walks off: the physics' own choice, else the variable of the kind's
+    first run-interlock band (the one a controller watches), else the first process value."""
+    if physics.drift_variable is not None:
+        return physics.drift_variable
+    kind = KINDS.get(physics.kind)
+    return kind.run_bands[0].variable if kind is not None and kind.run_bands else None
 
 
 class Refused(Exception):
@@ -80,6 +90,7 @@ class EmulatedTool:
         self._job: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
         self.job_log: list[int] = []  # every job id this tool accepted, in order (exactly-once audits)
+        self._drift_variable = drift_variable(physics)
         # a new identity every power-on, whatever the seed: a restarted tool must not pass for the old one
         self.boot_id = secrets.randbits(31) | 1
 
@@ -307,7 +318,7 @@ class EmulatedTool:
         if self._drift is not None:
             magnitude, start, ramp = self._drift
             progress = min(1.0, max(0.0, (self.clock.now() - start) / ramp))
-            name = self.physics.drift_variable or next(iter(values))
+            name = self._drift_variable if self._drift_variable in values else next(iter(values))
             values[name] = float(values[name]) * (1.0 + magnitude * progress)
         return values
 

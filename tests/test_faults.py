@@ -113,28 +113,32 @@ async def test_door_opening_mid_run_aborts_to_safe_state(
 
 @pytest.mark.parametrize(("name", "variable", "ceiling"), [
     ("bonder1", "chuck_temp_c", 250.0),              # the bonder's highest setpoint
-    ("sputter1", "chamber_pressure_torr", 760.0),    # a vacuum chamber never exceeds atmosphere
+    ("sputter1", "deposited_nm", 3000.0),            # the sputterer's thickest film
     ("saw1", "spindle_speed_rpm", 60000.0),          # the saw's highest spindle setpoint
 ])
 async def test_drifting_sensor_reads_out_of_band(
     fresh: tuple[LineConfig, EmulatedLine], name: str, variable: str, ceiling: float
 ) -> None:
+    """A drift walks the sensor of the kind's first run band off (4x) - and out of that band."""
     config, emulated = fresh
     model = emulated.tools[name]
     model.faults.set(FaultSpec(kind=FaultKind.DRIFT, at_fraction=0.0, magnitude=3.0))
     model.faults.set(FaultSpec(kind=FaultKind.STUCK_BUSY, at_fraction=0.95))  # hold the job still
     async with make_tool(config.tool(name), config) as tool:
+        assert tool.run_bands[0].variable == variable
         job = asyncio.create_task(tool.run(recipe(tool)))
         try:
             # a condition in tool time, not a wall-clock sleep: the job is held at its stuck point
-            # (95 % of the plan) and the drifted reading there has passed the ceiling
+            # (95 % of the plan) and the drifted reading there has left the kind's band
             async with asyncio.timeout(10):
                 while not ((model.job_progress or 0) >= 0.95
-                           and float(model.read([variable])[variable]) > ceiling):
+                           and tool.run_bands[0].check(recipe(tool), model.read([variable])) is not None):
                     await asyncio.sleep(0.005)
             status = await tool.status()
             assert status.state in ("SETUP", "EXECUTING")
-            assert float(status.values[variable]) > ceiling  # the sensor reads 4x its true value
+            assert tool.run_bands[0].check(recipe(tool), status.values) is not None  # read 4x its true value
+            if variable != "deposited_nm":  # beyond any setpoint of the kind
+                assert float(status.values[variable]) > ceiling
         finally:
             await tool.abort()
             with pytest.raises(JobAborted):

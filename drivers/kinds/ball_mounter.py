@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 from drivers.validation import read_yaml, validate_model
 
@@ -80,6 +81,12 @@ class BallMounterRecipe(Recipe):
             )
         return self
 
+    def measured_peak_window_c(self) -> tuple[float, float]:
+        """The measured reflow peak the joint needs: the alloy's window, 10 C of thermocouple margin each
+        side (a peak under liquidus + 10 C did not wet; one far above it cooked the package)."""
+        low, high = reflow_window_c(self.alloy)
+        return low - 10, high + 10
+
     def max_duration_s(self) -> float:
         place_s = self.ball_count * PLACE_S_PER_BALL if self.operation != "reflow" else 0.0
         return 1800 + 5 * place_s + 3 * self.time_above_liquidus_s
@@ -99,3 +106,12 @@ class BallMounter(Tool[BallMounterRecipe, BallMounterResult]):
     result_model = BallMounterResult
     interlock_inputs = ("door_closed", "emo_ok", "n2_ok", "exhaust_ok")
     process_values = ("oven_temp_c", "balls_placed_now", "conveyor_speed_mm_s")
+    run_bands = (
+        Band(name="oven_over_temp", variable="oven_temp_c", high=Limit(of="peak_temp_c", offset=15)),
+    )
+    result_checks = (
+        ResultCheck(name="reflow_peak", result="measured_peak_temp_c", window="measured_peak_window_c",
+                    when={"operation": ("reflow", "mount_reflow")}),
+        ResultCheck(name="balls_placed", result="balls_placed", target=Limit(of="ball_count"),  # rework
+                    below_pct=0.5, above_pct=0, when={"operation": ("mount", "mount_reflow")}),
+    )

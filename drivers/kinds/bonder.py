@@ -11,6 +11,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 
 BondMode = Literal["wafer_bond", "lamination", "die_attach"]
@@ -64,3 +65,13 @@ class Bonder(Tool[BonderRecipe, BonderResult]):
     result_model = BonderResult
     interlock_inputs = ("door_closed", "vacuum_ok", "cooling_water_ok", "emo_ok")
     process_values = ("chuck_temp_c", "applied_force_kn", "chamber_pressure_mbar")
+    run_bands = (
+        Band(name="chuck_temp_band", variable="chuck_temp_c", high=Limit(of="temp_c", offset=15)),
+        Band(name="bond_force_band", variable="applied_force_kn", high=Limit(of="force_kn", factor=1.1)),
+    )
+    result_checks = (
+        ResultCheck(name="bond_peak_temp", result="peak_temp_c", target=Limit(of="temp_c"),
+                    below_pct=5, above_pct=5),
+        ResultCheck(name="bond_peak_force", result="peak_force_kn", target=Limit(of="force_kn"),
+                    below_pct=5, above_pct=5),
+    )

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 
 Operation = Literal["spin_coat", "print", "pot", "film_laminate", "cure", "expose_develop", "strip"]
@@ -73,6 +74,16 @@ class CoaterRecipe(Recipe):
             raise ValueError("expose_develop needs a photosensitive layer: resist or polyimide")
         return self
 
+    def spindle_limit_rpm(self) -> float:
+        """Highest spindle speed of the operation, +10 %: the spin speed, else the track's 2000 rpm
+        rinse-dry (develop and strip turn slower)."""
+        return 1.1 * (self.spin_rpm if self.operation == "spin_coat" else 2000.0)
+
+    def hotplate_limit_c(self) -> float:
+        """Hottest plate of the operation: the cure setpoint + 15 C, else a soft bake or a laminating
+        roll, which never need more than 150 C."""
+        return self.cure_temp_c + 15 if self.operation == "cure" else 150.0
+
     def max_duration_s(self) -> float:
         work = {
             "spin_coat": self.spin_time_s,
@@ -101,3 +112,19 @@ class Coater(Tool[CoaterRecipe, CoaterResult]):
     result_model = CoaterResult
     interlock_inputs = ("door_closed", "emo_ok", "exhaust_ok", "n2_ok")
     process_values = ("spindle_speed_rpm", "hotplate_temp_c", "dispensed_ml", "film_now_um")
+    run_bands = (
+        Band(name="spindle_overspeed", variable="spindle_speed_rpm",
+             high=Limit(of="spindle_limit_rpm")),
+        Band(name="hotplate_over_temp", variable="hotplate_temp_c", high=Limit(of="hotplate_limit_c")),
+    )
+    result_checks = (  # printed, potted and laminated layers have a target; cure and strip a known end
+        ResultCheck(name="layer_thickness", result="film_thickness_um",
+                    target=Limit(of="target_thickness_um"),
+                    when={"operation": ("print", "pot", "film_laminate")}),
+        ResultCheck(name="cured_thickness", result="film_thickness_um",
+                    target=Limit(of="incoming_thickness_um"), below_pct=45, above_pct=2,
+                    when={"operation": ("cure",)}),
+        ResultCheck(name="patterns_open", result="patterns_open", equals=True,
+                    when={"operation": ("expose_develop",)}),
+        ResultCheck(name="stripped", result="film_thickness_um", equals=0.0, when={"operation": ("strip",)}),
+    )

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 
 MIN_RATE_NM_MIN = 15.0  # slowest deposition the kind promises (SiN, lowest power, hottest chuck)
@@ -40,3 +41,11 @@ class Cvd(Tool[CvdRecipe, CvdResult]):
     result_model = CvdResult
     interlock_inputs = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "exhaust_ok")
     process_values = ("chamber_pressure_torr", "susceptor_temp_c", "deposited_nm")
+    run_bands = (
+        Band(name="susceptor_temp_band", variable="susceptor_temp_c",
+             high=Limit(of="deposition_temp_c", offset=15)),
+        Band(name="chamber_overpressure", variable="chamber_pressure_torr", high=Limit(value=800)),
+    )
+    result_checks = (
+        ResultCheck(name="film_thickness", result="film_thickness_nm", target=Limit(of="thickness_nm")),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 
 INDEX_S = 2.0  # table index between cuts, tool seconds (emulator default, bounds jobs)
@@ -32,3 +33,11 @@ class DicingSaw(Tool[DicingSawRecipe, DicingSawResult]):
     result_model = DicingSawResult
     interlock_inputs = ("door_closed", "cooling_water_ok", "emo_ok")
     process_values = ("spindle_speed_rpm", "cuts_done", "cooling_flow_lpm")
+    run_bands = (
+        Band(name="spindle_overspeed", variable="spindle_speed_rpm",
+             high=Limit(of="spindle_rpm", factor=1.1)),
+    )
+    result_checks = (
+        ResultCheck(name="cut_count", result="cuts_completed", target=Limit(of="cut_count"),
+                    below_pct=0, above_pct=0),
+    )

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 
 # laser_drill: through vias across carrier / resin / carrier of a strip-level package (Flow D,
@@ -66,3 +67,12 @@ class Etcher(Tool[EtcherRecipe, EtcherResult]):
     result_model = EtcherResult
     interlock_inputs = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "cooling_water_ok")
     process_values = ("chamber_pressure_mtorr", "rf_power_fwd_w", "oes_intensity", "etched_um")
+    run_bands = (
+        Band(name="rf_power_band", variable="rf_power_fwd_w", high=Limit(of="rf_power_w", factor=1.1)),
+        Band(name="chamber_pressure_band", variable="chamber_pressure_mtorr", high=Limit(value=500),
+             unless={"process": ("laser_drill",)}),  # the via laser works at atmosphere
+    )
+    result_checks = (  # the overetch adds up to its own share of the depth in timed mode
+        ResultCheck(name="etched_depth", result="etched_depth_um", target=Limit(of="target_depth_um"),
+                    below_pct=5, above_pct=5, extra_above_pct="overetch_pct"),
+    )

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 
 # Spindle windows per mode, rpm: grinding wheel vs CMP/polish platen (public typical values).
@@ -72,3 +73,13 @@ class Grinder(Tool[GrinderRecipe, GrinderResult]):
     result_model = GrinderResult
     interlock_inputs = ("door_closed", "emo_ok", "cooling_water_ok", "vacuum_ok")
     process_values = ("gauge_thickness_um", "spindle_speed_rpm", "slurry_flow_ml_min", "coolant_flow_lpm")
+    run_bands = (
+        Band(name="spindle_overspeed", variable="spindle_speed_rpm",
+             high=Limit(of="spindle_rpm", factor=1.1)),
+        Band(name="gauge_above_incoming", variable="gauge_thickness_um",  # a gauge that reads thicker
+             high=Limit(of="start_thickness_um", factor=1.05)),         # than the incoming wafer is wrong
+    )
+    result_checks = (
+        ResultCheck(name="final_thickness", result="final_thickness_um",
+                    target=Limit(of="target_thickness_um"), below_pct=3, above_pct=3),
+    )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 
 # Slowest deposition rate the kind promises at the lowest power (nm per tool second); bounds jobs.
@@ -37,3 +38,10 @@ class Sputterer(Tool[SputtererRecipe, SputtererResult]):
     result_model = SputtererResult
     interlock_inputs = ("door_closed", "cooling_water_ok", "gas_ok", "emo_ok")
     process_values = ("chamber_pressure_torr", "deposited_nm")
+    run_bands = (  # the deposition monitor must not read past the target; a chamber never exceeds 1 atm
+        Band(name="deposition_overshoot", variable="deposited_nm", high=Limit(of="thickness_nm", factor=1.1)),
+        Band(name="chamber_overpressure", variable="chamber_pressure_torr", high=Limit(value=800)),
+    )
+    result_checks = (
+        ResultCheck(name="film_thickness", result="film_thickness_nm", target=Limit(of="thickness_nm")),
+    )

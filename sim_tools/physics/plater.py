@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import random
 
+from drivers.kinds.plater import METALS as METAL_CONSTANTS
 from drivers.kinds.plater import RECTIFIER_MAX_A, PlaterRecipe
+from drivers.kinds.plater import faraday_um_per_s as faraday_um_per_s
 from drivers.profiles.base import Value
 from drivers.tool import Recipe
 from sim_tools.physics.base import Phase, Physics, Plan, ramp
 
-FARADAY_C_MOL = 96485.33
 IDLE_BATH_C = 25.0
-# metal: (molar mass g/mol, electrons per ion, density g/cm3, cathode current efficiency)
-METALS: dict[str, tuple[float, int, float, float]] = {
-    "Cu": (63.546, 2, 8.96, 1.00),  # acid sulfate bath: ~100 % (0.44 um/min at 20 mA/cm2)
-    "Ni": (58.693, 2, 8.908, 0.95),  # Watts nickel: 93-97 %
-    "Au": (196.967, 1, 19.32, 0.95),  # Au(I) sulfite / cyanide soft gold: 90-100 %
-    "Al": (26.982, 3, 2.70, 0.85),  # AlCl3-[EMIm]Cl ionic liquid: 80-95 % reported
+# metal: (molar mass g/mol, electrons per ion, density g/cm3, cathode current efficiency); the
+# constants of Faraday's law are the kind's (drivers/kinds/plater.py), the efficiency is this bath's
+EFFICIENCY = {
+    "Cu": 1.00,  # acid sulfate bath: ~100 % (0.44 um/min at 20 mA/cm2)
+    "Ni": 0.95,  # Watts nickel: 93-97 %
+    "Au": 0.95,  # Au(I) sulfite / cyanide soft gold: 90-100 %
+    "Al": 0.85,  # AlCl3-[EMIm]Cl ionic liquid: 80-95 % reported
 }
-
-
-def faraday_um_per_s(metal: str, j_ma_cm2: float, efficiency: float) -> float:
-    """Growth rate in um per second at current density `j_ma_cm2`."""
-    molar, n, rho, _ = METALS[metal]
-    cm_per_s = (j_ma_cm2 / 1000.0) * molar / (n * FARADAY_C_MOL * rho)
-    return cm_per_s * 1e4 * efficiency
+METALS: dict[str, tuple[float, int, float, float]] = {
+    m: (*METAL_CONSTANTS[m], EFFICIENCY[m]) for m in METAL_CONSTANTS
+}
 
 
 def via_fill_pct(thickness_um: float, radius_um: float) -> float:
