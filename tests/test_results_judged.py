@@ -19,8 +19,8 @@ from sequencer.control import RunState
 from sequencer.flow import expand, load_flow
 from sequencer.journal import read_events
 from sequencer.remote import send_command
-from sequencer.rundir import JOURNAL
 from sequencer.run import start_run
+from sequencer.rundir import JOURNAL
 from sequencer.traveler import E90State
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
