@@ -175,13 +175,12 @@ class EmulatedTool:
             self.state = "PAUSE"
         self._notify()
 
-    @property
-    def job_progress(self) -> float | None:
-        """How far the running job is through its plan, in tool time (0-1+), or None when idle: tests
-        and campaigns wait on this instead of wall-clock sleeps."""
-        if self._plan is None:
-            return None
-        return (self.clock.now() - self._job_t0) / max(self._plan.duration_s, 1e-9)
+    async def wait_progress(self, fraction: float) -> None:
+        """Wait until a running job is `fraction` through its plan, in tool time (bound it with
+        asyncio.timeout): a condition on the tool's own clock instead of a wall-clock sleep."""
+        await self.wait_until(lambda t: t._plan is not None)
+        assert self._plan is not None
+        await self.clock.sleep_until(self._job_t0 + fraction * self._plan.duration_s)
 
     def power_cycle(self) -> None:
         """The tool loses power and boots again: its job is gone, it forgot what it was sent, and it

@@ -30,6 +30,10 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Co
     return subprocess.run([*WAFERLINE, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def _door(env: dict[str, str], eps: Path, how: str) -> subprocess.CompletedProcess[str]:
+    return _cli(env, "sim", "interlock", "bonder1", "door_closed", how, "--endpoints", str(eps))
+
+
 def test_sigterm_is_a_controlled_stop_with_summary_and_report(
     slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -55,7 +59,7 @@ def test_on_hold_fail_exits_held_and_the_run_resumes_later(
     slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
 ) -> None:
     line, eps, env = slow_line
-    assert _cli(env, "sim", "interlock", "bonder1", "door_closed", "open", "--endpoints", str(eps)).returncode == 0
+    assert _door(env, eps, "open").returncode == 0
     t0 = time.monotonic()
     held = _cli(env, "run", "flow-a", "--wafers", "2", "--line", str(line), "--endpoints", str(eps),
                 "--on-hold", "fail", "--hold-timeout", "0.5")
@@ -66,7 +70,7 @@ def test_on_hold_fail_exits_held_and_the_run_resumes_later(
     assert summary["state"] == "HELD" and "door_closed" in summary["held_reason"]
     assert not (run / CONTROL_SOCK).exists()
 
-    assert _cli(env, "sim", "interlock", "bonder1", "door_closed", "made", "--endpoints", str(eps)).returncode == 0
+    assert _door(env, eps, "made").returncode == 0
     resumed = subprocess.Popen([*WAFERLINE, "resume", run.name, "--line", str(line), "--endpoints", str(eps)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 30
@@ -82,12 +86,12 @@ def test_on_hold_abort_aborts_after_the_timeout(
     slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
 ) -> None:
     line, eps, env = slow_line
-    assert _cli(env, "sim", "interlock", "bonder1", "door_closed", "open", "--endpoints", str(eps)).returncode == 0
+    assert _door(env, eps, "open").returncode == 0
     try:
         aborted = _cli(env, "run", "flow-a", "--wafers", "2", "--line", str(line), "--endpoints", str(eps),
                        "--on-hold", "abort", "--hold-timeout", "0.2")
     finally:
-        _cli(env, "sim", "interlock", "bonder1", "door_closed", "made", "--endpoints", str(eps))
+        _door(env, eps, "made")
     assert aborted.returncode == 5, aborted.stdout + aborted.stderr
     run = next((tmp_path / "runs").iterdir())
     evs = read_events(run / JOURNAL)
