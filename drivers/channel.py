@@ -45,6 +45,9 @@ class Channel(ABC):
         self._connected = False
         self._closed = False
         self._link_lock = asyncio.Lock()
+        # one request on the wire at a time: a serial line or a Modbus client has one pending reply, so
+        # an operator's status or abort sent while the sequencer polls must wait its turn, not interleave
+        self._request_lock = asyncio.Lock()
         self._checked: set[tuple[str, ...]] = set()  # name lists already checked against the profile
 
     # --- what a transport implements -------------------------------------------------------
@@ -122,6 +125,10 @@ class Channel(ABC):
         self._checked.add(key)
 
     async def _io(self, op: Callable[[], Awaitable[T]]) -> T:
+        async with self._request_lock:
+            return await self._io_now(op)
+
+    async def _io_now(self, op: Callable[[], Awaitable[T]]) -> T:
         await self._ensure_connected()
         try:
             async with asyncio.timeout(self.timeouts.request_s):

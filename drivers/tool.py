@@ -282,11 +282,17 @@ class Tool(Generic[R, S]):
         return self.result_model(tool=self.name, job_id=job_id, **values)  # type: ignore[return-value]
 
     async def abort(self) -> None:
-        await self.channel.command("abort", {})
+        await self._command("abort")
 
     async def reset(self) -> None:
         """Clear latched alarms (SEMI E30 alarm clear); the tool refuses if the cause persists."""
-        await self.channel.command("reset", {})
+        await self._command("reset")
+
+    async def _command(self, name: str) -> None:
+        try:
+            await self.channel.command(name, {})
+        except CommandRejected as exc:
+            raise CommandRejected(self.name, await self._why_refused(name, exc.reason)) from exc
 
     # --- internals ---------------------------------------------------------------------------
     async def _wait_for_job(self, job: int, max_tool_s: float, monitor: Monitor | None) -> ToolStatus:

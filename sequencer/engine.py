@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from drivers.errors import ToolError
 from drivers.logs import log_context
 from drivers.tool import Tool
 from sequencer.abort import abort_lot
@@ -96,6 +97,28 @@ class Engine:
     def scrap(self, stack: str, who: str, why: str) -> str | None:
         """Operator disposition: take one stack of a HELD lot out (scrap.py). None if done."""
         return scrap_stack(self.lot, stack, who, why)
+
+    async def tool_command(self, name: str, op: str, who: str) -> tuple[str | None, dict[str, Any] | None]:
+        """An operator's status, abort or reset (alarm clear) of one of the run's tools, over the
+        connection the run owns; journaled with who asked and what the tool answered."""
+        tool = self.lot.tools.get(name)
+        if tool is None:
+            return f"{name} is not a tool of this run; it holds {sorted(self.lot.tools)}", None
+        try:
+            if op == "abort":
+                await tool.abort()
+            elif op == "reset":
+                await tool.reset()
+            status = await tool.status()
+        except ToolError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if op != "status":
+                self.lot.journal.append("tool_command", tool=name, op=op, who=who, ok=False, answer=error)
+            return error, None
+        if op != "status":
+            self.lot.journal.append("tool_command", tool=name, op=op, who=who, ok=True,
+                                    answer=f"{status.state}, job {status.job_id} {status.job_outcome}")
+        return None, status.model_dump(mode="json")
 
     def leave_held(self) -> None:
         """End execute() while the run is HELD, leaving it HELD in the journal for a later resume."""

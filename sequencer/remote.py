@@ -17,9 +17,9 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -29,11 +29,14 @@ from sequencer.rundir import CONTROL_SOCK
 
 log = logging.getLogger(__name__)
 
-REMOTE_COMMANDS = (*OPERATOR_COMMANDS, "status", "bypass", "scrap")
+REMOTE_COMMANDS = (*OPERATOR_COMMANDS, "status", "bypass", "scrap", "tool", "tools")
 # on_bypass(interlock, role, reason, who, minutes) -> None if granted, else why not
 BypassHook = Callable[[str, str, str, str, float], str | None]
 # on_scrap(stack, who, why) -> None if the stack was scrapped, else why not
 ScrapHook = Callable[[str, str, str], str | None]
+# on_tool(tool, op, who) -> (error or None, the tool's status after the op): an operator's tool command
+# through the sequencer that owns the tool's connection
+ToolHook = Callable[[str, str, str], Awaitable[tuple[str | None, dict[str, Any] | None]]]
 MAX_LINE = 64 * 1024
 _SUN_PATH_MAX = 107
 
@@ -52,12 +55,18 @@ class BypassRequest(BaseModel):
     minutes: float = Field(gt=0, le=480, description="a bypass always expires; at most one shift")
 
 
+class ToolRequest(BaseModel):
+    name: str
+    op: Literal["status", "abort", "reset"]
+
+
 class ControlRequest(BaseModel):
     command: str
     who: str
     why: str = ""
     bypass: BypassRequest | None = None
     stack: str | None = Field(default=None, description="scrap: the stack (full id or S<n>)")
+    tool: ToolRequest | None = Field(default=None, description="tool: one tool of the run and the op")
 
 
 class ControlReply(BaseModel):
@@ -65,6 +74,8 @@ class ControlReply(BaseModel):
     state: str
     error: str | None = None
     held_reason: str | None = None
+    tools: list[str] | None = None  # `tools`: the tools this sequencer owns the connections of
+    tool_status: dict[str, Any] | None = None  # `tool`: what the tool showed after the op
 
 
 @contextlib.contextmanager
@@ -88,6 +99,8 @@ class RemoteControlServer:
         self.path = Path(path)
         self.on_bypass: BypassHook | None = None  # set by the run once its engine exists
         self.on_scrap: ScrapHook | None = None
+        self.on_tool: ToolHook | None = None
+        self.tools: list[str] = []
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[Any]] = set()
 
@@ -136,7 +149,8 @@ class RemoteControlServer:
             self._clients.add(task)
         try:
             while line := await reader.readline():
-                writer.write(self.handle(line).model_dump_json(exclude_none=True).encode() + b"\n")
+                reply = await self._tool_command(line) if b'"tool"' in line else self.handle(line)
+                writer.write(reply.model_dump_json(exclude_none=True).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:  # ValueError: line too long
             log.warning("control socket %s: dropping client: %s", self.path, exc)
@@ -162,6 +176,12 @@ class RemoteControlServer:
             return self._reply(False, f"unknown command {req.command!r}; commands: {known}")
         if req.command == "status":
             return self._reply(True)
+        if req.command == "tools":
+            reply = self._reply(True)
+            reply.tools = list(self.tools)
+            return reply
+        if req.command == "tool":
+            return self._reply(False, "tool needs {tool: {name, op}} and a running engine")
         if req.command == "bypass":
             if req.bypass is None or self.on_bypass is None:
                 return self._reply(False, "bypass needs {interlock, role, minutes} and a running engine")
@@ -182,6 +202,20 @@ class RemoteControlServer:
             return self._reply(False, f"{req.command} failed: {exc}")
         return self._reply(True)
 
+    async def _tool_command(self, line: bytes) -> ControlReply:
+        """An operator's status, abort or reset of one tool, through the connection this sequencer owns
+        (a second client on a serial line or an RTU port would fight it for the replies)."""
+        try:
+            req = ControlRequest.model_validate_json(line)
+        except ValidationError:
+            return self.handle(line)  # the same error reply as any malformed request
+        if req.command != "tool" or req.tool is None or self.on_tool is None:
+            return self.handle(line)
+        error, status = await self.on_tool(req.tool.name, req.tool.op, req.who)
+        reply = self._reply(error is None, error)
+        reply.tool_status = status
+        return reply
+
     def _reply(self, ok: bool, error: str | None = None) -> ControlReply:
         ctl = self.control
         return ControlReply(ok=ok, state=ctl.state.value, error=error, held_reason=ctl.held_reason)
@@ -201,7 +235,7 @@ async def _answers(path: Path) -> bool:
 
 async def send_command(
     run_dir: Path, command: str, who: str, why: str = "", *, timeout: float = 5.0,  # noqa: ASYNC109
-    bypass: dict[str, Any] | None = None, stack: str | None = None,
+    bypass: dict[str, Any] | None = None, stack: str | None = None, tool: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send one command to the run's live sequencer and return its reply (ok may be false).
 
@@ -224,6 +258,8 @@ async def send_command(
                 request["bypass"] = bypass
             if stack is not None:
                 request["stack"] = stack
+            if tool is not None:
+                request["tool"] = tool
             writer.write(json.dumps(request).encode() + b"\n")
             await writer.drain()
             line = await reader.readline()

@@ -115,6 +115,7 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
             engine = Engine(run_id=journal.run_id, steps=steps, tools=tools, journal=journal, control=control,
                             **engine_args)
             server.on_bypass, server.on_scrap = engine.grant_bypass, engine.scrap
+            server.on_tool, server.tools = engine.tool_command, list(tools)
             hold_policy.attach(control, engine.leave_held)
             if control.state is RunState.IDLE:
                 control.command("start", who=who, why="run started")

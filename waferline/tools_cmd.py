@@ -20,6 +20,7 @@ from drivers.tool import ToolStatus
 from drivers.validation import validate_model
 from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
 from waferline.live import live_line, resolve_endpoints
+from waferline.owners import running_owners, tool_via_run
 
 app = typer.Typer(no_args_is_help=True)
 LINE_OPT = typer.Option(DEFAULT_LINE, "--line", help="line name or YAML path")
@@ -29,11 +30,16 @@ ENDPOINTS_OPT = typer.Option(
 JSON_OPT = typer.Option(False, "--json", help="machine-readable output")
 
 
-async def query_line(line: LineConfig) -> list[dict[str, Any]]:
-    """Status of every tool, concurrently; a tool that fails is reported, not fatal."""
+async def query_line(line: LineConfig, owners: dict[str, Path] | None = None) -> list[dict[str, Any]]:
+    """Status of every tool, concurrently; a tool that fails is reported, not fatal. A tool a running
+    sequencer holds (`owners`) is asked through that run, on the run's own connection."""
+    owners = owners or {}
 
     async def one(cfg: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind, "transport": cfg.address.transport}
+        if cfg.name in owners:
+            entry.update(await tool_via_run(owners[cfg.name], cfg.name, "status"), via=owners[cfg.name].name)
+            return entry
         try:
             async with make_tool(cfg, line) as tool:
                 status: ToolStatus = await tool.status()
@@ -64,7 +70,8 @@ def status_table(rows: list[dict[str, Any]], title: str) -> Table:
         open_ = [k for k, v in s["interlocks"].items() if not v]
         locks = "[green]all made[/green]" if not open_ else "[red]" + "\n".join(open_) + "[/red]"
         vals = "\n".join(f"{k} {_fmt(v)}" for k, v in s["values"].items())
-        table.add_row(f"{r['name']}\n{r['kind']}\n{r['transport']}", s["state"], alarm, locks,
+        via = f"\nvia run {r['via']}" if r.get("via") else ""
+        table.add_row(f"{r['name']}\n{r['kind']}\n{r['transport']}{via}", s["state"], alarm, locks,
                       f"{s['job_outcome']}\n{s['job_id']}", vals)
     return table
 
@@ -87,8 +94,11 @@ def status(line: str = LINE_OPT, endpoints: Path | None = ENDPOINTS_OPT, as_json
     live = _endpoints_or_exit(line, endpoints)
 
     async def go() -> tuple[list[dict[str, Any]], str]:
+        owners = await running_owners()
+        if owners and live is None:  # a run on the embedded line: its tools live in the run's process
+            return await query_line(config, owners), "running sequencer"
         async with live_line(config, live) as (resolved, source):
-            return await query_line(resolved), source
+            return await query_line(resolved, owners), source
 
     rows, source = asyncio.run(go())
     if as_json:
@@ -135,6 +145,10 @@ def run(
     live = _endpoints_or_exit(line, endpoints)
 
     async def go() -> dict[str, Any]:
+        owners = await running_owners()
+        if tool in owners:
+            raise ConfigError(f"{tool} is held by run {owners[tool].name}: a recipe cannot be run on it "
+                              f"outside the run; `waferline tools status|abort|reset {tool}` go through it")
         async with live_line(config, live) as (resolved, _source):
             driver = make_tool(resolved.tool(tool), resolved)
             if capture is not None:
@@ -160,6 +174,8 @@ def run(
 
 
 def _one_command(line: str, endpoints: Path | None, tool: str, verb: str) -> None:
+    """abort or reset one tool - through the run that holds it, else directly - and report what the
+    tool answered (its status read back), not just that the command went out."""
     config = load_line_or_exit(line)
     try:
         config.tool(tool)
@@ -168,19 +184,33 @@ def _one_command(line: str, endpoints: Path | None, tool: str, verb: str) -> Non
         raise typer.Exit(2) from None
     live = _endpoints_or_exit(line, endpoints)
 
-    async def go() -> None:
+    async def go() -> tuple[dict[str, Any], str]:
+        owners = await running_owners()
+        if tool in owners:
+            return await tool_via_run(owners[tool], tool, verb), f"via run {owners[tool].name}"
         async with (
             live_line(config, live) as (resolved, _source),
             make_tool(resolved.tool(tool), resolved) as driver,
         ):
-            await (driver.abort() if verb == "abort" else driver.reset())
+            try:
+                await (driver.abort() if verb == "abort" else driver.reset())
+                status = await driver.status()
+            except WaferlineError as exc:
+                return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, "directly"
+            return {"ok": True, "status": status.model_dump(mode="json")}, "directly"
 
     try:
-        asyncio.run(go())
+        answer, how = asyncio.run(go())
     except WaferlineError as exc:
         err_console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"{tool}: {verb} sent")
+    if not answer["ok"]:
+        err_console.print(f"[red]{tool}: {verb} {how} failed: {answer['error']}[/red]")
+        raise typer.Exit(1)
+    st = answer["status"]
+    alarm = f", alarm {st['alarm']['id']} {st['alarm']['text']}" if st.get("alarm") else ""
+    console.print(f"{tool}: {verb} sent {how}; the tool shows {st['state']}, job {st['job_id']} "
+                  f"{st['job_outcome']}{alarm}")
 
 
 @app.command("abort")
