@@ -36,7 +36,8 @@ def held_run(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
                 states = [e.data["to"] for e in read_events(runs[0]) if e.kind == "state"] if runs else []
                 if states and states[-1] == "HELD":
                     break
-                assert run.poll() is None and time.monotonic() < deadline, run.stderr.read() if run.stderr else ""
+                alive = run.poll() is None and time.monotonic() < deadline
+                assert alive, run.stderr.read() if run.stderr else ""
                 time.sleep(0.1)
             yield runs[0].parent, eps, env
         finally:
@@ -48,7 +49,9 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*WAFERLINE, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
-def test_status_of_every_tool_stays_readable_through_the_run(held_run: tuple[Path, Path, dict[str, str]]) -> None:
+def test_status_of_every_tool_stays_readable_through_the_run(
+    held_run: tuple[Path, Path, dict[str, str]]
+) -> None:
     run, eps, env = held_run
     res = cli(env, "tools", "status", "--endpoints", str(eps), "--json")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -65,7 +68,8 @@ def test_abort_and_reset_go_through_the_run_and_report_the_answer(
     run, eps, env = held_run
     aborted = cli(env, "tools", "abort", "plater1", "--endpoints", str(eps))  # Modbus RTU
     said = " ".join(aborted.stdout.split())
-    assert aborted.returncode == 0 and f"abort sent via run {run.name}" in said and "the tool shows IDLE" in said
+    assert aborted.returncode == 0 and f"abort sent via run {run.name}" in said, said
+    assert "the tool shows IDLE" in said
     reset = cli(env, "tools", "reset", "saw1", "--endpoints", str(eps))  # serial
     assert reset.returncode == 0 and "the tool shows IDLE" in " ".join(reset.stdout.split()), reset.stderr
     refused = cli(env, "tools", "reset", "bonder1", "--endpoints", str(eps))  # its door is still open
