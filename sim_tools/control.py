@@ -7,7 +7,13 @@ in the endpoints file as `control`). One request per line, one reply per line:
   {"op": "interlock", "tool": "saw1", "name": "door_closed", "healthy": false}
   {"op": "alarm", "tool": "sputter1", "alarm_id": 202}
   {"op": "faults"}                                                   -> {"ok": true, "faults": {...}}
-  {"op": "jobs"}          every job id each tool accepted, in order  -> {"ok": true, "jobs": {...}}
+  {"op": "jobs"}   the job ledger: every job id each tool accepted, in order, with its outcome, and
+                   every start a tool got while an interlock was open or an alarm set (violations)
+      -> {"ok": true, "jobs": {tool: [id, ...]},
+          "ledger": {tool: [{"job_id": id, "outcome": "COMPLETED|ABORTED|FAILED|RUNNING|POWER_LOST"}]},
+          "violations": {tool: ["start of job 7 with interlock door_closed not made", ...]}}
+  {"op": "power_cycle", "tool": "bonder1"}   the tool loses power and boots again (new boot id)
+  {"op": "broker_restart", "down_s": 0.5}    the embedded broker goes down for down_s, then comes back
 """
 
 from __future__ import annotations
@@ -66,14 +72,26 @@ class ListJobs(_Req):
     op: Literal["jobs"]
 
 
-AnyRequest = SetFault | ClearFault | SetInterlock | RaiseAlarm | ListFaults | ListJobs
+class PowerCycle(_Req):
+    op: Literal["power_cycle"]
+    tool: str
+
+
+class BrokerRestart(_Req):
+    op: Literal["broker_restart"]
+    down_s: float = Field(default=0.5, ge=0, le=60)
+
+
+AnyRequest = (SetFault | ClearFault | SetInterlock | RaiseAlarm | ListFaults | ListJobs | PowerCycle
+              | BrokerRestart)
 _REQUEST: TypeAdapter[AnyRequest] = TypeAdapter(Annotated[AnyRequest, Field(discriminator="op")])
 
 
 class ControlServer:
-    def __init__(self, tools: dict[str, EmulatedTool], path: Path) -> None:
+    def __init__(self, tools: dict[str, EmulatedTool], path: Path, broker: Any = None) -> None:
         self.tools = tools
         self.path = path
+        self.broker = broker  # the embedded broker, for broker_restart (None: the line has none)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
@@ -98,13 +116,29 @@ class ControlServer:
         self._handlers.add(task)
         try:
             while line := await reader.readline():
-                writer.write(json.dumps(self.handle(line)).encode() + b"\n")
+                reply = await self._restart_broker(line) if b"broker_restart" in line else self.handle(line)
+                writer.write(json.dumps(reply).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self._handlers.discard(task)
             writer.close()
+
+    async def _restart_broker(self, line: bytes) -> dict[str, Any]:
+        try:
+            req = _REQUEST.validate_json(line)
+        except ValidationError:
+            return self.handle(line)
+        if not isinstance(req, BrokerRestart):
+            return self.handle(line)
+        if self.broker is None:
+            return {"ok": False, "error": "this line has no embedded broker to restart"}
+        await self.broker.stop()
+        await asyncio.sleep(req.down_s)
+        await self.broker.start()
+        log.info("control: broker restarted after %g s down", req.down_s)
+        return {"ok": True}
 
     def handle(self, line: bytes) -> dict[str, Any]:
         try:
@@ -114,7 +148,12 @@ class ControlServer:
         if isinstance(req, ListFaults):
             return {"ok": True, "faults": {n: t.faults.active() for n, t in self.tools.items()}}
         if isinstance(req, ListJobs):
-            return {"ok": True, "jobs": {n: list(t.job_log) for n, t in self.tools.items()}}
+            return {"ok": True, "jobs": {n: list(t.job_log) for n, t in self.tools.items()},
+                    "ledger": {n: [{"job_id": j, "outcome": t.job_outcomes.get(j, "?")} for j in t.job_log]
+                               for n, t in self.tools.items()},
+                    "violations": {n: list(t.violations) for n, t in self.tools.items()}}
+        if isinstance(req, BrokerRestart):
+            return {"ok": False, "error": "broker_restart is served asynchronously"}
         tool = self.tools.get(req.tool)
         if tool is None:
             return {"ok": False, "error": f"tool: {req.tool!r} not one of {sorted(self.tools)}"}
@@ -125,6 +164,8 @@ class ControlServer:
                 tool.faults.clear(req.kind)
             elif isinstance(req, SetInterlock):
                 tool.set_interlock(req.name, req.healthy)
+            elif isinstance(req, PowerCycle):
+                tool.power_cycle()
             else:
                 tool.raise_alarm(req.alarm_id)
         except KeyError as exc:

@@ -81,7 +81,7 @@ class EmulatedLine:
                 )
             control = None
             if self.tools:
-                self.control = ControlServer(self.tools, self.run_dir / "control.sock")
+                self.control = ControlServer(self.tools, self.run_dir / "control.sock", self.broker)
                 control = str(await self.control.start())
         except BaseException:
             await self.stop()

@@ -90,6 +90,10 @@ class EmulatedTool:
         self._job: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
         self.job_log: list[int] = []  # every job id this tool accepted, in order (exactly-once audits)
+        self.job_outcomes: dict[int, str] = {}  # the ledger: each job's outcome (RUNNING until it ends)
+        # starts the controller sent while an interlock was not made or an alarm was set: the tool refused
+        # them, but a controller that respects its permissives never sends one (campaign audits)
+        self.violations: list[str] = []
         self._drift_variable = drift_variable(physics)
         # a new identity every power-on, whatever the seed: a restarted tool must not pass for the old one
         self.boot_id = secrets.randbits(31) | 1
@@ -188,6 +192,7 @@ class EmulatedTool:
         job, self._job = self._job, None
         if job is not None:
             job.cancel()
+            self.job_outcomes[self.job_id] = "POWER_LOST"
         self.boot_id = secrets.randbits(31) | 1
         self.job_id, self.job_outcome, self._alarm_id = 0, "NONE", 0
         self._plan = self._phase = self._drift = None
@@ -204,6 +209,7 @@ class EmulatedTool:
 
     # --- commands ------------------------------------------------------------------------------
     def _start(self, args: Mapping[str, Value]) -> None:
+        self._audit_start(args)
         if self.state != "IDLE" or self._job is not None:
             raise Refused(1, f"busy: state {self.state}")
         if self.alarm_id:
@@ -232,10 +238,17 @@ class EmulatedTool:
         self.job_id = job_id
         self.job_outcome = "RUNNING"
         self.job_log.append(job_id)
+        self.job_outcomes[job_id] = "RUNNING"
         self._plan, self._job_t0 = plan, self.clock.now()
         self.state = plan.phases[0].state
         self._job = asyncio.get_running_loop().create_task(self._execute(plan))
         log.info("%s: job %d started (%.0f tool s)", self.name, job_id, plan.duration_s)
+
+    def _audit_start(self, args: Mapping[str, Value]) -> None:
+        open_ = [n for n, ok in self.interlocks.items() if not ok]
+        if open_ or self.alarm_id:
+            why = f"interlock {open_[0]} not made" if open_ else f"alarm {self.alarm_id} set"
+            self.violations.append(f"start of job {args.get('job_id')} with {why}")
 
     def _abort(self, _args: Mapping[str, Value]) -> None:
         if self._job is None:
@@ -307,6 +320,8 @@ class EmulatedTool:
         self._phase = None
         self.state = "IDLE"
         self.job_outcome = outcome
+        if self.job_id in self.job_outcomes:
+            self.job_outcomes[self.job_id] = outcome
         self._notify()
 
     def _process_values(self) -> dict[str, Value]:
