@@ -57,12 +57,18 @@ async def abort_lot(jobs: ProcessJobs) -> None:
     lot = jobs.lot
     names = {tool.name for tool in lot.running.values()} | {d.tool for d in lot.in_doubt.values()}
     results = await asyncio.gather(*(abort_and_read_back(lot.tools[n]) for n in sorted(names)))
+    unconfirmed: dict[str, str] = {}
     for name, (confirmed, shown) in zip(sorted(names), results, strict=True):
         lot.journal.append("tool_abort", tool=name, confirmed=confirmed, shown=shown)
         if not confirmed:
+            unconfirmed[name] = shown
             log.error("abort of %s not confirmed: %s; go to the tool", name, shown)
             lot.observer("abort_unconfirmed", None, {"tool": name, "reason": shown})
-    for key in list(lot.in_doubt):
+    for key, doubt in list(lot.in_doubt.items()):
         if key in lot.running or key in lot.resolving:
             continue  # its own waiter sees the aborted job end and records it
-        await jobs.resolve(lot.stacks[key[0]], next(s for s in lot.steps if s.uid == key[1]))
+        stack, step = lot.stacks[key[0]], next(s for s in lot.steps if s.uid == key[1])
+        if doubt.tool in unconfirmed:  # do not wait hours for a job the tool may still be running
+            jobs.mark_unknown(stack, step, f"abort of {doubt.tool} not confirmed: {unconfirmed[doubt.tool]}")
+        else:
+            await jobs.resolve(stack, step)

@@ -307,6 +307,11 @@ class ProcessJobs:
         set_state(stack, step.wafer, state)
         self.lot.observer("failed", step, {"tool": tool, "reason": reason, "stack": stack.stack_id})
 
+    def mark_unknown(self, stack: Stack, step: Step, reason: str) -> None:
+        """An in-doubt job whose tool cannot be asked now (e.g. an abort it did not confirm)."""
+        doubt = self.lot.in_doubt[(stack.stack_id, step.uid)]
+        self._unknown(stack, step, doubt.tool, doubt.job_id, reason)
+
     def _unknown(self, stack: Stack, step: Step, tool: str, job_id: int, reason: str) -> None:
         self.lot.journal.append("step_unknown", stack=stack.stack_id, uid=step.uid, tool=tool, job_id=job_id,
                                 reason=reason)

@@ -100,6 +100,23 @@ def _recovered(outcome: RunOutcome) -> list[str]:
     return [e.data["outcome"] for e in read_events(outcome.directory / JOURNAL) if e.kind == "step_recovered"]
 
 
+async def _restart_to_completion(task: asyncio.Task[RunOutcome], run_dir: Path, answer: str) -> None:
+    """Restart the HELD run; it must complete with both wafers PROCESSED, live and as resume rebuilds."""
+    assert (await send_command(run_dir, "restart", "test", "the tool answers again"))["ok"]
+    outcome = await asyncio.wait_for(task, 60)
+    assert outcome.state is RunState.COMPLETE and outcome.claims_ok
+    assert [w.state for w in outcome.stack.wafers] == [E90State.PROCESSED] * 2
+    assert _replayed_states(outcome) == [E90State.PROCESSED] * 2
+    assert _recovered(outcome) == [answer]
+
+
+async def _restart_to_hold(run_dir: Path) -> str:
+    """Restart the HELD run and return why it is HELD again."""
+    assert (await send_command(run_dir, "restart", "test", "the tool answers again"))["ok"]
+    await _wait_for_state(run_dir.parent, "HELD")
+    return str((await send_command(run_dir, "status", "test"))["held_reason"])
+
+
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
 async def test_completed_answer_records_the_step_and_the_run_completes(
     quick: tuple[LineConfig, EmulatedLine], runs: Path, transport: str
@@ -110,12 +127,7 @@ async def test_completed_answer_records_the_step_and_the_run_completes(
     async with asyncio.timeout(10):
         await model.wait_until(lambda t: t.job_outcome == "COMPLETED")
     model.faults.clear()
-    assert (await send_command(run_dir, "restart", "test", "tool answers again"))["ok"]
-    outcome = await asyncio.wait_for(task, 60)
-    assert outcome.state is RunState.COMPLETE and outcome.claims_ok
-    assert [w.state for w in outcome.stack.wafers] == [E90State.PROCESSED] * 2
-    assert _replayed_states(outcome) == [E90State.PROCESSED] * 2
-    assert _recovered(outcome) == ["COMPLETED"]
+    await _restart_to_completion(task, run_dir, "COMPLETED")
     assert model.job_log.count(started[0]) == 1
 
 
@@ -129,12 +141,7 @@ async def test_not_started_answer_runs_the_step_once(
     task, run_dir, started = await _held_in_doubt(config, model, "NOT_STARTED")
     assert model.job_log[jobs_before:] == []  # the lost start never reached the tool
     model.faults.clear()
-    assert (await send_command(run_dir, "restart", "test", "link repaired"))["ok"]
-    outcome = await asyncio.wait_for(task, 60)
-    assert outcome.state is RunState.COMPLETE and outcome.claims_ok
-    assert [w.state for w in outcome.stack.wafers] == [E90State.PROCESSED] * 2
-    assert _replayed_states(outcome) == [E90State.PROCESSED] * 2
-    assert _recovered(outcome) == ["NOT_STARTED"]
+    await _restart_to_completion(task, run_dir, "NOT_STARTED")
     assert started[0] not in model.job_log
 
 
@@ -147,10 +154,8 @@ async def test_aborted_answer_aborts_the_wafer(
     task, run_dir, started = await _held_in_doubt(config, model, "ABORTED")
     model.command("abort", {})  # the tool's own operator aborted the job while the link was down
     model.faults.clear()
-    assert (await send_command(run_dir, "restart", "test", "tool answers again"))["ok"]
-    await _wait_for_state(run_dir.parent, "HELD")
-    reply = await send_command(run_dir, "status", "test")
-    assert "job_ended" in reply["held_reason"], reply
+    held = await _restart_to_hold(run_dir)
+    assert "job_ended" in held, held
     await send_command(run_dir, "abort", "test", "wafer aborted on the tool")
     outcome = await asyncio.wait_for(task, 30)
     assert _recovered(outcome) == ["ABORTED"]
@@ -170,10 +175,8 @@ async def test_restarted_tool_cannot_vouch_and_the_step_is_never_rerun(
     model.power_cycle()  # the tool lost power mid-job: it now shows no job and a new boot id
     model.faults.clear()
     jobs = len(model.job_log)
-    assert (await send_command(run_dir, "restart", "test", "tool is back"))["ok"]
-    await _wait_for_state(run_dir.parent, "HELD")
-    reply = await send_command(run_dir, "status", "test")
-    assert "outcome_unknown" in reply["held_reason"] and "restarted" in reply["held_reason"], reply
+    held = await _restart_to_hold(run_dir)
+    assert "outcome_unknown" in held and "restarted" in held, held
     assert len(model.job_log) == jobs  # nothing was sent again
     await send_command(run_dir, "abort", "test", "operator takes the wafer out")
     outcome = await asyncio.wait_for(task, 30)
