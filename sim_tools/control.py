@@ -33,6 +33,7 @@ from sim_tools.model import EmulatedTool
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 5.0
+REPLY_LIMIT = 16 * 1024 * 1024  # a long-lived line's job ledger outgrows the default 64 KiB line
 
 
 class _Req(BaseModel):
@@ -178,7 +179,7 @@ async def send(path: Path, request: dict[str, Any]) -> dict[str, Any]:
     """One request to a running line's control socket."""
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            reader, writer = await asyncio.open_unix_connection(str(path))
+            reader, writer = await asyncio.open_unix_connection(str(path), limit=REPLY_LIMIT)
             try:
                 writer.write(json.dumps(request).encode() + b"\n")
                 await writer.drain()
