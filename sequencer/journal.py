@@ -17,6 +17,7 @@ Event kinds (`data` fields):
 - interlock_tripped{uid, interlock, reason, action}: a run interlock or safety input fired (hold/stop/abort).
 - bypass{interlock, role, reason, expires_at, who}: an interlock bypass was granted.
 - alarm{tool, alarm_id, text}; traveler{stack}: wafer-stack snapshot at the end; note{text}.
+Every row also carries `hash`, the SHA-256 chain over the previous hash and the row (chain.py).
 Writers may add fields (and kinds, e.g. bypass_used); readers ignore what they do not know.
 
 Durability (`sync`): in WAL mode every commit is written to the -wal file before `append` returns.
@@ -47,12 +48,14 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
 
 from drivers.errors import WaferlineError
+from sequencer.chain import ChainReport, JournalTampered, genesis, link, verify_rows
 from sequencer.clock import utc_now_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (run_id TEXT NOT NULL, created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, run_id TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL
+    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, run_id TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
+    hash TEXT
 );
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'journal is append-only: UPDATE refused'); END;
@@ -66,7 +69,7 @@ CREATE TRIGGER IF NOT EXISTS run_no_update BEFORE UPDATE ON run
 CREATE TRIGGER IF NOT EXISTS run_no_delete BEFORE DELETE ON run
     BEGIN SELECT RAISE(ABORT, 'journal is append-only: DELETE refused'); END;
 """
-_INSERT = "INSERT INTO events (seq, ts, run_id, kind, data) VALUES (?, ?, ?, ?, ?)"
+_INSERT = "INSERT INTO events (seq, ts, run_id, kind, data, hash) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class JournalError(WaferlineError):
@@ -138,12 +141,15 @@ class Journal:
         self.path = Path(path)
         self.sync = sync
         self._lock_fd: int | None = _acquire_writer_lock(self.path)
-        self._pending: list[tuple[int, str, str, str, str]] = []  # deferred rows, written with the next
+        self._pending: list[tuple[int, str, str, str, str, str]] = []  # deferred rows, written with the next
         try:
             self._db = self._connect()
             self.run_id = self._bind_run(run_id)
             row = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             self._seq: int = int(row[0])
+            last = self._db.execute("SELECT hash FROM events WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1"
+                                    ).fetchone()
+            self._head: str = last[0] if last else genesis(self.run_id)  # the hash chain (chain.py)
         except BaseException:
             self._release()
             raise
@@ -166,6 +172,8 @@ class Journal:
             raise JournalError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); a network disk?")
         db.execute(f"PRAGMA synchronous={self.sync.upper()}")
         db.executescript(_SCHEMA)
+        if "hash" not in {r[1] for r in db.execute("PRAGMA table_info(events)")}:
+            db.execute("ALTER TABLE events ADD COLUMN hash TEXT")  # a journal from before the chain
         return db
 
     def _bind_run(self, run_id: str) -> str:
@@ -213,8 +221,9 @@ class Journal:
         seq = self._seq + 1
         ts = utc_now_ms()
         payload = _encode(data)
-        self._pending.append((seq, ts, self.run_id, kind, payload))
-        self._seq = seq
+        head = link(self._head, seq, ts, self.run_id, kind, payload)
+        self._pending.append((seq, ts, self.run_id, kind, payload, head))
+        self._seq, self._head = seq, head
         return seq, ts, payload
 
     def _flush(self, kind: str = "deferred events") -> None:
@@ -234,7 +243,18 @@ class Journal:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
             self._seq = rows[0][0] - 1
+            self._head = self._stored_head()
             raise JournalError(f"journal {self.path}: cannot append {kind}: {exc}") from exc
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """The last event's (seq, hash): what a site records to prove the journal untouched later."""
+        return self._seq, self._head
+
+    def _stored_head(self) -> str:
+        last = self._db.execute("SELECT hash FROM events WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1"
+                                ).fetchone()
+        return str(last[0]) if last else genesis(self.run_id)
 
     def events(self, since: int = 0) -> list[Event]:
         """Events with seq > since, in order (queued deferred events are written first)."""
@@ -302,3 +322,28 @@ def read_events(path: Path, since: int = 0) -> list[Event]:
     finally:
         db.close()
     return [_row_to_event(r) for r in rows]
+
+
+def verify_journal(path: Path) -> ChainReport:
+    """Check a journal's hash chain and seq continuity (chain.py), without taking the writer lock."""
+    db = _reader(path)
+    try:
+        run = db.execute("SELECT run_id FROM run").fetchone()
+        columns = {r[1] for r in db.execute("PRAGMA table_info(events)")}
+        hashes = "hash" if "hash" in columns else "NULL"
+        rows = db.execute(f"SELECT seq, ts, run_id, kind, data, {hashes} FROM events ORDER BY seq").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path} is not a waferline journal: {exc}") from exc
+    finally:
+        db.close()
+    if run is None:
+        raise JournalError(f"journal {path} has no run record")
+    return verify_rows(str(run[0]), rows)
+
+
+def require_intact(path: Path) -> ChainReport:
+    """verify_journal, raising JournalTampered (naming each broken position) when the chain is broken."""
+    report = verify_journal(path)
+    if not report.ok:
+        raise JournalTampered(path, report.problems)
+    return report

@@ -16,7 +16,7 @@ from sequencer.engine import InDoubt, Key, Observer
 from sequencer.flow import Step, expand, load_flow
 from sequencer.holdpolicy import HoldPolicy
 from sequencer.interlocks import Bypass
-from sequencer.journal import Event, Journal
+from sequencer.journal import Event, Journal, require_intact
 from sequencer.recovery import wafer_state
 from sequencer.run import RunOutcome, drive
 from sequencer.rundir import JOURNAL, run_dir
@@ -65,6 +65,7 @@ async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
                      observer: Observer | None = None,
                      on_control: Callable[[RunControl], None] | None = None,
                      note: str | None = None, hold_policy: HoldPolicy | None = None) -> RunOutcome:
+    require_intact(run_dir(run_id) / JOURNAL)  # never resume from a rewritten record
     journal = Journal.open_existing(run_dir(run_id) / JOURNAL)
     with journal:
         events = journal.events()

@@ -132,7 +132,9 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
             state = control.state_complete(why="travelers and claims check filed")
         outcome = RunOutcome(journal.run_id, directory, state, control.held_reason, stacks, claims,
                              set(engine.lot.scrapped))
-        (directory / SUMMARY).write_text(json.dumps(summary(outcome, steps), indent=2))
+        head_seq, head = journal.head  # `waferline verify` checks the journal still holds it
+        filed_summary = {**summary(outcome, steps), "journal_head": {"seq": head_seq, "hash": head}}
+        (directory / SUMMARY).write_text(json.dumps(filed_summary, indent=2))
         await file_report(directory)
         return outcome
     finally:

@@ -58,8 +58,8 @@ def test_update_delete_and_replace_refused_by_triggers(jpath: Path) -> None:
     try:
         for sql in ("UPDATE events SET data='{}' WHERE seq=1", "DELETE FROM events WHERE seq=1",
                     "DELETE FROM events", "UPDATE run SET run_id='other'", "DELETE FROM run",
-                    "INSERT OR REPLACE INTO events VALUES (1, 'x', 'r', 'note', '{}')",
-                    "INSERT INTO events VALUES (NULL, 'x', 'r', 'note', '{}')"):
+                    "INSERT OR REPLACE INTO events VALUES (1, 'x', 'r', 'note', '{}', NULL)",
+                    "INSERT INTO events VALUES (NULL, 'x', 'r', 'note', '{}', NULL)"):
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 db.execute(sql)
     finally:

@@ -209,7 +209,7 @@ def _as_older_run(src: Path, dst: Path) -> None:
         if e.kind == "traveler":
             data = {"stack": e.data["stacks"][0], "claims": next(iter(e.data["claims"].values()), [])}
         row = (e.seq, e.ts, dst.name, e.kind, json.dumps(data))
-        db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", row)
+        db.execute("INSERT INTO events (seq, ts, run_id, kind, data) VALUES (?, ?, ?, ?, ?)", row)
     db.commit()
     db.close()
     (dst / TRAVELER).write_text(json.dumps(json.loads((src / TRAVELER).read_text())["stacks"][0]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from drivers.logs import configure_logging
-from waferline import check_cmd, profiles_cmd, report_cmd, run_cmd, sim_cmd, tools_cmd
+from waferline import check_cmd, profiles_cmd, report_cmd, run_cmd, sim_cmd, tools_cmd, verify_cmd
 
 app = typer.Typer(
     help="Equipment automation for a wafer-level 3-D stacked-package line.",
@@ -21,6 +21,7 @@ app.command("resume")(run_cmd.resume)
 app.command("bypass")(run_cmd.bypass)
 app.command("scrap")(run_cmd.scrap)
 app.command("report")(report_cmd.report)
+app.command("verify")(verify_cmd.verify)
 for _verb, _doc in run_cmd.REMOTE_VERBS.items():
     app.command(_verb)(run_cmd.make_remote(_verb, _doc))
 

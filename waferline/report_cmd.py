@@ -11,9 +11,11 @@ from rich.table import Table
 
 from drivers.errors import WaferlineError
 from sequencer.accounting import HOUR
+from sequencer.chain import TAMPERED_EXIT, JournalTampered
+from sequencer.journal import require_intact
 from sequencer.report import ReportFiles, render_report
 from sequencer.report_data import RunData, load_run
-from sequencer.rundir import run_dir
+from sequencer.rundir import JOURNAL, run_dir
 from waferline.common import console, err_console
 
 
@@ -75,8 +77,13 @@ def report(
 ) -> None:
     """Write a run's report (Gantt, cross-sections, E10/E116, bottleneck bound, claims) and summarise it."""
     try:
-        data = load_run(run_dir(run_id))
+        directory = run_dir(run_id)
+        require_intact(directory / JOURNAL)  # a report of a rewritten journal would lie
+        data = load_run(directory)
         files = render_report(data)
+    except JournalTampered as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(TAMPERED_EXIT) from None
     except WaferlineError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

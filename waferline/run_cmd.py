@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from drivers.errors import WaferlineError
+from sequencer.chain import TAMPERED_EXIT, JournalTampered
 from sequencer.control import InvalidTransition, RunControl
 from sequencer.holdpolicy import HoldPolicy
 from sequencer.remote import send_command
@@ -134,6 +135,9 @@ def _go(coro_factory: Any, line: str, endpoints: Path | None, time_scale: float 
 
     try:
         outcome = asyncio.run(main())
+    except JournalTampered as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(TAMPERED_EXIT) from None
     except WaferlineError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
