@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drivers.secrets import SecretRef
+
 
 class _Address(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,7 +40,7 @@ class MqttAddress(_Address):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=0, le=65535)
     username: str | None = None
-    password: str | None = None
+    password: SecretRef | None = Field(default=None, description="{env: NAME} or {file: PATH}; never clear")
     tls: bool = False
     ca_file: str | None = None
 

@@ -13,6 +13,7 @@ from drivers.channel import Timeouts
 from drivers.errors import ConfigError, ProfileError
 from drivers.kinds import KINDS
 from drivers.profiles.loader import load_profile
+from drivers.secrets import SecretRef, write_private
 from drivers.validation import read_yaml, validate_model
 
 LINE_DIR = Path(__file__).resolve().parents[1] / "configs" / "lines"
@@ -25,7 +26,7 @@ class BrokerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port")
     username: str | None = None
-    password: str | None = None
+    password: SecretRef | None = Field(default=None, description="{env: NAME} or {file: PATH}; never clear")
     tls: bool = False
     ca_file: str | None = None
 
@@ -128,9 +129,8 @@ class Endpoints(BaseModel):
     tools: list[Endpoint]
 
     def write(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
-        tmp.replace(path)
+        """0600: it names the broker's credentials (by reference) and every tool's address."""
+        write_private(path, self.model_dump_json(indent=2, exclude_none=True))
 
     @classmethod
     def read(cls, path: Path) -> Endpoints:

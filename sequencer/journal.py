@@ -117,7 +117,7 @@ def _acquire_writer_lock(path: Path) -> int:
     """flock `<journal>.lock` or raise JournalLocked naming the holder's pid. Never unlinked, so two
     writers can never lock different inodes of the same name."""
     lock = _lock_path(path)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -170,6 +170,8 @@ class Journal:
         if str(mode).lower() != "wal":
             db.close()
             raise JournalError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); a network disk?")
+        with contextlib.suppress(OSError):  # the owner and group only; SQLite's -wal/-shm follow the file
+            os.chmod(self.path, 0o640)
         db.execute(f"PRAGMA synchronous={self.sync.upper()}")
         db.executescript(_SCHEMA)
         if "hash" not in {r[1] for r in db.execute("PRAGMA table_info(events)")}:

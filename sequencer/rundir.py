@@ -21,6 +21,8 @@ CONTROL_SOCK = "control.sock"
 TRAVELER = "traveler.json"
 SUMMARY = "summary.json"
 PID = "pid"
+DIR_MODE = 0o750  # runs and their journals: the owner and the owner's group (the line's operators)
+FILE_MODE = 0o640
 
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 _SHOW = 10  # how many existing ids an error message names
@@ -69,16 +71,19 @@ def run_dir(run_id: str) -> Path:
 def create_run_dir(run_id: str | None = None) -> Path:
     """Make runs/<id>/ for a new run (a fresh id unless given); never reuses an existing directory."""
     root = runs_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.exists():
+        root.mkdir(parents=True, mode=DIR_MODE)
+        os.chmod(root, DIR_MODE)  # mkdir's mode is masked by the umask
     for _ in range(100):
         rid = run_id or new_run_id()
         _check_id(rid)
         try:
-            (root / rid).mkdir()
+            (root / rid).mkdir(mode=DIR_MODE)
         except FileExistsError:
             if run_id is not None:
                 raise ConfigError(f"run {run_id} already exists under {root}") from None
             continue
+        os.chmod(root / rid, DIR_MODE)
         return root / rid
     raise ConfigError(f"could not find a free run id under {root}")  # pragma: no cover
 

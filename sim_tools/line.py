@@ -129,6 +129,12 @@ class EmulatedLine:
                     "password": cfg.password, "tls": cfg.tls, "ca_file": cfg.ca_file}
         from sim_tools.broker import EmbeddedBroker
 
+        asked = [n for n in ("username", "password", "tls", "ca_file") if getattr(cfg, n)]
+        if asked:  # an option the broker cannot honour is an error, never silently ignored
+            raise ConfigError(f"line {self.config.name}: broker.{asked[0]}: the embedded broker does not "
+                              "enforce credentials or TLS yet; set broker.embedded: false and run mosquitto "
+                              "with a password file, an ACL and TLS")
+
         self.broker = EmbeddedBroker(host=cfg.host, port=cfg.port)
         port = await self.broker.start()
         return {"host": cfg.host, "port": port}

@@ -14,6 +14,7 @@ from drivers.channel import Timeouts
 from drivers.errors import ToolConnectionError
 from drivers.kinds.sputterer import Sputterer
 from drivers.profiles import MqttProfile
+from drivers.secrets import SecretRef
 from drivers.tool import ProcessState
 from drivers.transports.mqtt import MqttChannel
 from sim_tools.broker import MosquittoBroker
@@ -47,16 +48,20 @@ async def test_tls_with_password(
         tmp_path, password_file=pw, extra_config=[f"certfile {cert}", f"keyfile {key}"]
     )
     port = await broker.start()
+    secret, wrong = tmp_path / "sputter1.secret", tmp_path / "wrong.secret"
+    for path, text in ((secret, "s3cret\n"), (wrong, "wrong\n")):
+        path.write_text(text)
+        path.chmod(0o600)
     address = MqttAddress(
         prefix="waferline/secure/sputter1", port=port,
-        username="sputter1", password="s3cret", tls=True, ca_file=str(cert),
+        username="sputter1", password=SecretRef(file=secret), tls=True, ca_file=str(cert),
     )  # fmt: skip
     emu = EmulatedTool("sputter1", SputtererPhysics(), clock)
     server = MqttToolServer(emu, sputterer_profile, address)
     quick = Timeouts(connect_s=0.5)
     good = MqttChannel("sputter1", sputterer_profile, address, Timeouts(connect_s=3))
     bad_password = MqttChannel(
-        "sputter1", sputterer_profile, address.model_copy(update={"password": "wrong"}), quick
+        "sputter1", sputterer_profile, address.model_copy(update={"password": SecretRef(file=wrong)}), quick
     )
     plain = MqttChannel("sputter1", sputterer_profile, address.model_copy(update={"tls": False}), quick)
     try:

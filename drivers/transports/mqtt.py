@@ -150,7 +150,7 @@ class MqttChannel(Channel):
             a.port,
             identifier=self.client_id,
             username=a.username,
-            password=a.password,
+            password=a.password.resolve(f"{self.tool}: mqtt password") if a.password else None,
             tls_context=self._tls_context(),
             socket_options=NODELAY,
             keepalive=KEEPALIVE_S,

@@ -116,7 +116,7 @@ class MqttToolServer:
             a.port,
             identifier=self.client_id,
             username=a.username,
-            password=a.password,
+            password=a.password.resolve(f"{self.tool.name}: mqtt password") if a.password else None,
             tls_context=ssl.create_default_context(cafile=a.ca_file) if a.tls else None,
             will=aiomqtt.Will(self.online_topic, b"offline", qos=1, retain=True),
             socket_options=NODELAY,

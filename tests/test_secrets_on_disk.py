@@ -1,0 +1,91 @@
+"""Secrets on disk (issue 11.2): passwords are referenced, never written; files that name them are
+0600; run directories and journals are readable by their owner and group only."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drivers.addresses import MqttAddress
+from drivers.errors import ConfigError
+from drivers.line import LINE_DIR, Endpoint, Endpoints, LineConfig
+from drivers.secrets import SecretRef
+from drivers.validation import validate_model
+from sequencer.journal import Journal
+from sequencer.rundir import JOURNAL, create_run_dir
+from tests.fixtures.sequencer import WAFERLINE
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_password_in_clear_is_refused_naming_the_field() -> None:
+    data = yaml.safe_load((LINE_DIR / "emulated.yaml").read_text())
+    data["broker"] = {"embedded": False, "host": "127.0.0.1", "port": 1883, "username": "ctl",
+                      "password": "s3cret"}
+    with pytest.raises(ConfigError, match=r"broker.password.*never written in a config") as err:
+        validate_model(LineConfig, data, "line.yaml")
+    assert "s3cret" not in str(err.value).split("got")[0]
+
+
+def test_secret_from_env_or_a_private_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAFERLINE_TEST_SECRET", "from-env")
+    assert SecretRef(env="WAFERLINE_TEST_SECRET").resolve("broker") == "from-env"
+    with pytest.raises(ConfigError, match="WAFERLINE_TEST_UNSET is not set"):
+        SecretRef(env="WAFERLINE_TEST_UNSET").resolve("broker")
+    secret = tmp_path / "mqtt.secret"
+    secret.write_text("from-file\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"readable by others \(mode 0644\); chmod 600"):
+        SecretRef(file=secret).resolve("broker")
+    secret.chmod(0o600)
+    assert SecretRef(file=secret).resolve("broker") == "from-file"
+
+
+def test_endpoints_file_is_private_and_holds_no_password(tmp_path: Path) -> None:
+    eps = tmp_path / "endpoints.json"
+    secret = SecretRef(env="WAFERLINE_BROKER_PASSWORD")
+    Endpoints(line="l", time_scale=1.0, broker={"host": "127.0.0.1", "port": 1883, "password": secret},
+              tools=[Endpoint(name="sputter1", kind="sputterer", transport="mqtt", profile="sputterer-mqtt",
+                              address=MqttAddress(prefix="p/sputter1", username="ctl", password=secret))]
+              ).write(eps)
+    assert mode(eps) == 0o600
+    read = Endpoints.read(eps)
+    assert read.broker is not None and read.broker["password"] == {"env": "WAFERLINE_BROKER_PASSWORD"}
+    address = read.tools[0].address
+    assert isinstance(address, MqttAddress) and address.password == secret
+
+
+def test_embedded_broker_refuses_credentials_it_cannot_enforce(tmp_path: Path) -> None:
+    data = yaml.safe_load((LINE_DIR / "emulated.yaml").read_text())
+    data["broker"]["username"] = "controller"
+    data["broker"]["password"] = {"env": "WAFERLINE_BROKER_PASSWORD"}
+    line = tmp_path / "line.yaml"
+    line.write_text(yaml.safe_dump(data))
+    res = subprocess.run([*WAFERLINE, "sim", "up", "--line", str(line), "--endpoints-file",
+                          str(tmp_path / "eps.json"), "--run-dir", str(tmp_path / "sim")],
+                         capture_output=True, text=True, timeout=60)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "broker.username: the embedded broker does not enforce" in said, said
+    assert not (tmp_path / "eps.json").exists()
+
+
+def test_run_directory_and_journal_are_owner_and_group_only(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAFERLINE_RUNS_DIR", str(tmp_path / "runs"))
+    old = os.umask(0o022)  # a usual, permissive umask
+    try:
+        directory = create_run_dir()
+        with Journal(directory / JOURNAL, directory.name) as j:
+            j.append("note", text="x")
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "runs") == 0o750 and mode(directory) == 0o750
+    assert mode(directory / JOURNAL) == 0o640
+    assert all(mode(p) & 0o007 == 0 for p in directory.iterdir() if p.name.startswith(JOURNAL))
