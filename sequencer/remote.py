@@ -2,6 +2,8 @@
 
 Protocol: JSON lines on the Unix socket runs/<id>/control.sock (mode 600: only the sequencer's user may
 command the run). Request {"command", "who", "why"}; reply {"ok", "state", "error"?, "held_reason"?}.
+The caller is who the kernel says (SO_PEERCRED); "who" only adds a name after the OS user, and each
+command checks the caller's role from the site's roles file (roles.py).
 One connection may carry several requests. `start` and the engine's `complete`/`sc` are not offered
 remotely: a run is started by `waferline run|resume`, and only the engine knows when work is done.
 
@@ -25,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from drivers.errors import WaferlineError
 from sequencer.control import OPERATOR_COMMANDS, InvalidTransition, RunControl
+from sequencer.roles import RANK, Caller, load_roles, peer, refusal, role_of
 from sequencer.rundir import CONTROL_SOCK
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,7 @@ class RunNotRunning(RemoteControlError):
 
 class BypassRequest(BaseModel):
     interlock: str
-    role: str
+    role: str | None = Field(default=None, description="the role claimed; at most the caller's real role")
     minutes: float = Field(gt=0, le=480, description="a bypass always expires; at most one shift")
 
 
@@ -62,7 +65,7 @@ class ToolRequest(BaseModel):
 
 class ControlRequest(BaseModel):
     command: str
-    who: str
+    who: str = Field(default="", description="a name to journal after the caller's OS user")
     why: str = ""
     bypass: BypassRequest | None = None
     stack: str | None = Field(default=None, description="scrap: the stack (full id or S<n>)")
@@ -147,9 +150,11 @@ class RemoteControlServer:
         task = asyncio.current_task()
         if task is not None:
             self._clients.add(task)
+        caller = peer(writer.get_extra_info("socket"))
         try:
             while line := await reader.readline():
-                reply = await self._tool_command(line) if b'"tool"' in line else self.handle(line)
+                reply = (await self._tool_command(line, caller) if b'"tool"' in line
+                         else self.handle(line, caller))
                 writer.write(reply.model_dump_json(exclude_none=True).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:  # ValueError: line too long
@@ -163,7 +168,15 @@ class RemoteControlServer:
             if task is not None:
                 self._clients.discard(task)
 
-    def handle(self, line: bytes) -> ControlReply:
+    def _denied(self, command: str, caller: Caller) -> str | None:
+        """Why the caller's role does not allow the command (naming the role needed), or None."""
+        try:
+            role = role_of(caller, load_roles())
+        except WaferlineError as exc:
+            return f"{command}: roles cannot be read: {exc}"
+        return refusal(command, caller, role)
+
+    def handle(self, line: bytes, caller: Caller) -> ControlReply:
         """One request -> one reply; never raises (a bad request gets ok=false and says why)."""
         ctl = self.control
         try:
@@ -174,6 +187,10 @@ class RemoteControlServer:
         if req.command not in REMOTE_COMMANDS:
             known = ", ".join(REMOTE_COMMANDS)
             return self._reply(False, f"unknown command {req.command!r}; commands: {known}")
+        denied = self._denied(req.command, caller)
+        if denied is not None:
+            return self._reply(False, denied)
+        who = caller.who(req.who)
         if req.command == "status":
             return self._reply(True)
         if req.command == "tools":
@@ -186,32 +203,38 @@ class RemoteControlServer:
             if req.bypass is None or self.on_bypass is None:
                 return self._reply(False, "bypass needs {interlock, role, minutes} and a running engine")
             b = req.bypass
-            error = self.on_bypass(b.interlock, b.role, req.why, req.who, b.minutes)
+            role = role_of(caller, load_roles())
+            if b.role is not None and RANK.get(b.role, 99) > RANK[role]:
+                return self._reply(False, f"bypass in the role {b.role!r} refused: {caller.user} is {role}")
+            error = self.on_bypass(b.interlock, role, req.why, who, b.minutes)
             return self._reply(error is None, error)
         if req.command == "scrap":
             if req.stack is None or self.on_scrap is None:
                 return self._reply(False, "scrap needs {stack} and a running engine")
-            error = self.on_scrap(req.stack, req.who, req.why)
+            error = self.on_scrap(req.stack, who, req.why)
             return self._reply(error is None, error)
         try:
-            ctl.command(req.command, who=req.who, why=req.why)
+            ctl.command(req.command, who=who, why=req.why)
         except InvalidTransition as exc:
             return self._reply(False, str(exc))
         except Exception as exc:  # journal failure: the transition did not happen; tell the operator
-            log.exception("control socket %s: %s by %s failed", self.path, req.command, req.who)
+            log.exception("control socket %s: %s by %s failed", self.path, req.command, who)
             return self._reply(False, f"{req.command} failed: {exc}")
         return self._reply(True)
 
-    async def _tool_command(self, line: bytes) -> ControlReply:
+    async def _tool_command(self, line: bytes, caller: Caller) -> ControlReply:
         """An operator's status, abort or reset of one tool, through the connection this sequencer owns
         (a second client on a serial line or an RTU port would fight it for the replies)."""
         try:
             req = ControlRequest.model_validate_json(line)
         except ValidationError:
-            return self.handle(line)  # the same error reply as any malformed request
+            return self.handle(line, caller)  # the same error reply as any malformed request
         if req.command != "tool" or req.tool is None or self.on_tool is None:
-            return self.handle(line)
-        error, status = await self.on_tool(req.tool.name, req.tool.op, req.who)
+            return self.handle(line, caller)
+        denied = self._denied(f"tool:{req.tool.op}", caller)
+        if denied is not None:
+            return self._reply(False, denied)
+        error, status = await self.on_tool(req.tool.name, req.tool.op, caller.who(req.who))
         reply = self._reply(error is None, error)
         reply.tool_status = status
         return reply

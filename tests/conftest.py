@@ -7,10 +7,15 @@ must cancel everything they start when closed.
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import yaml
 
+from sequencer.roles import ROLES_ENV
 from sim_tools.clock import VirtualClock
 
 pytest_plugins = [
@@ -34,6 +39,17 @@ def _transient(task: asyncio.Task[object]) -> bool:
     by a module-scoped fixture always has one born during the last test. Ignoring those hides no
     leak: a leaked consumer is still caught through its own long-lived task."""
     return getattr(task.get_coro(), "__qualname__", "") == "Queue.get"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def roles_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's site roles: the user running the tests is a supervisor (tests of refusals point
+    WAFERLINE_ROLES at their own file). Set in os.environ, so CLI subprocesses see it too."""
+    path = tmp_path_factory.mktemp("roles") / "roles.yaml"
+    path.write_text(yaml.safe_dump({"users": {getpass.getuser(): "supervisor"}}))
+    path.chmod(0o644)
+    os.environ[ROLES_ENV] = str(path)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -69,7 +70,7 @@ async def test_band_trip_holds_and_a_bypass_lets_the_run_through(
     evs = read_events(outcome.directory / JOURNAL)
     grant = next(e for e in evs if e.kind == "bypass")
     assert (grant.data["interlock"], grant.data["role"], grant.data["who"]) == (
-        "chuck_temp_band", "engineer", "eve")
+        "chuck_temp_band", "supervisor", f"{getpass.getuser()} (eve)")  # the caller's real role and user
     assert not any(e.kind == "interlock_tripped" for e in evs)
 
 

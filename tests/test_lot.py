@@ -6,6 +6,7 @@ Runs on configs/lines/pools.yaml (two coaters, platers, etchers, sputterers) ove
 from __future__ import annotations
 
 import asyncio
+import getpass
 import itertools
 import json
 from collections import defaultdict
@@ -256,11 +257,11 @@ async def test_scrapping_the_alarmed_stack_lets_the_rest_of_the_lot_complete(run
     assert {str(w.state) for w in scrapped.wafers} == {"ABORTED"}
     evs = events(outcome)
     mark = next(e for e in evs if e.kind == "stack_scrapped")
-    assert mark.data["who"] == "op" and mark.data["stack"] == victim
+    assert mark.data["who"] == f"{getpass.getuser()} (op)" and mark.data["stack"] == victim
     after = [e for e in evs if e.seq > mark.seq and e.kind == "step_started" and e.data["stack"] == victim]
     assert after == []
     summary = json.loads((outcome.directory / SUMMARY).read_text())
     assert [s["scrapped"] for s in summary["stacks"]].count(True) == 1
     assert rebuild(outcome.directory / JOURNAL).scrapped == [victim]
     page = (outcome.directory / "report" / "index.html").read_text()
-    assert "scrapped by op: resist burnt, scrap it" in page and "disposition" in page
+    assert f"scrapped by {getpass.getuser()} (op): resist burnt, scrap it" in page and "disposition" in page

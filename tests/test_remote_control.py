@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import socket
@@ -37,6 +38,8 @@ from sequencer.rundir import (
 
 S = RunState
 
+ME = getpass.getuser()  # the caller the control socket reads from the kernel (SO_PEERCRED)
+
 
 @pytest.fixture
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -68,13 +71,14 @@ async def test_round_trip_hold_and_restart(served: RemoteControlServer, control:
     assert stat.S_IMODE(os.stat(rundir / CONTROL_SOCK).st_mode) == 0o600
     assert await send_command(rundir, "status", "alice", "") == {"ok": True, "state": "EXECUTE"}
     reply = await send_command(rundir, "hold", "alice", "check wafer 2 bow")
-    assert reply == {"ok": True, "state": "HOLDING", "held_reason": "alice: check wafer 2 bow"}
+    assert reply == {"ok": True, "state": "HOLDING", "held_reason": f"{ME} (alice): check wafer 2 bow"}
     assert control.state is S.HOLDING
     control.state_complete()
     assert (await send_command(rundir, "status", "bob", ""))["state"] == "HELD"
     reply = await send_command(rundir, "restart", "alice", "bow ok")
     assert reply == {"ok": True, "state": "UNHOLDING"} and control.state is S.UNHOLDING
-    assert [e.data["who"] for e in control.journal.events()] == ["alice", "sequencer", "alice"]
+    alice = f"{ME} (alice)"
+    assert [e.data["who"] for e in control.journal.events()] == [alice, "sequencer", alice]
 
 
 async def test_refused_transition_and_unknown_command(served: RemoteControlServer, rundir: Path) -> None:
@@ -90,14 +94,14 @@ async def test_refused_transition_and_unknown_command(served: RemoteControlServe
 async def test_bad_requests_and_several_per_connection(served: RemoteControlServer, rundir: Path) -> None:
     reader, writer = await asyncio.open_unix_connection(str(rundir / CONTROL_SOCK))
     try:
-        for raw in (b"not json\n", b'{"command": "hold"}\n', b'{"command": "status", "who": "x"}\n'):
+        for raw in (b"not json\n", b'{"command": ["hold"]}\n', b'{"command": "status", "who": "x"}\n'):
             writer.write(raw)
             await writer.drain()
             replies = json.loads(await reader.readline())
             if raw.startswith(b"not"):
                 assert replies["ok"] is False and "bad request" in replies["error"]
             elif b"hold" in raw:
-                assert replies["ok"] is False and "who" in replies["error"]
+                assert replies["ok"] is False and "command" in replies["error"]
             else:
                 assert replies == {"ok": True, "state": "EXECUTE"}
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,13 @@ async def test_hold_and_restart_by_operator(healthy: tuple[LineConfig, EmulatedL
     assert (await send_command(run_dir, "hold", "alice", "check the bonder"))["ok"]
     await _wait_for_state(runs, "HELD")
     held = await send_command(run_dir, "status", "test")
-    assert held["held_reason"] == "alice: check the bonder"
+    assert held["held_reason"] == f"{getpass.getuser()} (alice): check the bonder"
     assert (await send_command(run_dir, "restart", "alice", "checked"))["ok"]
     outcome = await asyncio.wait_for(task, 60)
     assert outcome.state is RunState.COMPLETE
     transitions = [(e.data["to"], e.data["who"]) for e in events(outcome) if e.kind == "state"]
-    assert ("HOLDING", "alice") in transitions and ("UNHOLDING", "alice") in transitions
+    me = f"{getpass.getuser()} (alice)"
+    assert ("HOLDING", me) in transitions and ("UNHOLDING", me) in transitions
 
 
 async def test_refused_permissive_holds_then_restart_completes(

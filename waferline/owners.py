@@ -8,7 +8,6 @@ executed on the run's own connection; without a running sequencer the CLI opens 
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,8 @@ TOOL_OP_TIMEOUT_S = 15.0  # an abort is read back for up to 5 s; a silent tool t
 
 
 def caller() -> str:
-    """Who asks, as the OS knows them (journaled by the run)."""
-    try:
-        return f"{getpass.getuser()} (waferline tools)"
-    except (KeyError, OSError):
-        return "waferline tools"
+    """The name journaled after the caller's OS user (the run reads that from the socket itself)."""
+    return "waferline tools"
 
 
 async def running_owners() -> dict[str, Path]:

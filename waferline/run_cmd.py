@@ -226,7 +226,7 @@ def _remote(run_id: str, command: str, why: str, who: str) -> None:
 
 def make_remote(command: str, doc: str) -> Any:
     def verb(run_id: str, why: str = typer.Option("", "--why", help="reason, journaled"),
-             who: str = typer.Option("operator", "--who", help="who asks, journaled")) -> None:
+             who: str = typer.Option("", "--who", help="a name journaled after your OS user")) -> None:
         _remote(run_id, command, why, who)
 
     verb.__doc__ = doc
@@ -247,22 +247,23 @@ def scrap(
     run_id: str,
     stack: str = typer.Argument(..., help="the stack: its id or S<n> (S3 = the lot's third)"),
     why: str = typer.Option(..., "--why", help="the disposition, for the traveler (10+ characters)"),
-    who: str = typer.Option("operator", "--who", help="who decides, journaled"),
+    who: str = typer.Option("", "--who", help="a name journaled after your OS user"),
 ) -> None:
     """Scrap one stack of a HELD lot: its unfinished wafers become ABORTED and it takes no further
     step; `restart` then goes on with the other stacks."""
     reply = _send(run_id, "scrap", who, why, stack=stack)
-    console.print(f"run {run_id}: stack {stack} scrapped by {who}; run {reply['state']} (restart to go on)")
+    console.print(f"run {run_id}: stack {stack} scrapped; run {reply['state']} (restart to go on)")
 
 
 def bypass(
     run_id: str,
     interlock: str = typer.Argument(..., help="the interlock to bypass, e.g. n2_supply_on"),
-    role: str = typer.Option(..., "--role", help="engineer, supervisor or maintenance"),
+    role: str | None = typer.Option(None, "--role", help="the role to act in (default: your role from the "
+                                    "roles file; never above it)"),
     reason: str = typer.Option(..., "--reason", help="why, in words an auditor can follow"),
     minutes: float = typer.Option(30, "--minutes", help="the bypass expires after this (at most 480)"),
-    who: str = typer.Option("operator", "--who", help="who grants it, journaled"),
+    who: str = typer.Option("", "--who", help="a name journaled after your OS user"),
 ) -> None:
     """Bypass one non-safety interlock of a running run for a while (journaled; never EMO or doors)."""
     _send(run_id, "bypass", who, reason, bypass={"interlock": interlock, "role": role, "minutes": minutes})
-    console.print(f"run {run_id}: {interlock} bypassed for {minutes:g} min by {who} ({role})")
+    console.print(f"run {run_id}: {interlock} bypassed for {minutes:g} min")
