@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import random
@@ -39,6 +40,7 @@ from benchmarks._campaign_audit import RunAudit, audit, new_ledger_entries
 from benchmarks._campaign_operator import Operator
 from drivers.line import LINE_DIR
 from sequencer.flow import expand, load_flow
+from sequencer.roles import ROLES_ENV
 
 FAULTS = ("silence", "garble", "delay", "link_drop", "alarm", "door_open", "emo", "drift", "stuck_busy",
           "off_target", "power_cycle", "broker_restart", "kill9", "kill9_held")
@@ -57,6 +59,9 @@ class Campaign:
         self.line = work / "line.yaml"
         self.line.write_text(yaml.safe_dump(data))
         self.eps = work / "endpoints.json"
+        roles = work / "roles.yaml"  # the campaign's operator scraps stacks: a supervisor
+        roles.write_text(yaml.safe_dump({"users": {getpass.getuser(): "supervisor"}}))
+        os.environ[ROLES_ENV] = str(roles)  # its own socket requests run in this process
         self.env = {**os.environ, "WAFERLINE_RUNS_DIR": str(work / "runs")}
         self.sim: subprocess.Popen[str] | None = None
         self.tool_uids = {s.uid for s in expand(load_flow("flow-a"), 2) if s.kind}
