@@ -59,10 +59,9 @@ class Campaign:
         self.line = work / "line.yaml"
         self.line.write_text(yaml.safe_dump(data))
         self.eps = work / "endpoints.json"
-        roles = work / "roles.yaml"  # the campaign's operator scraps stacks: a supervisor
-        roles.write_text(yaml.safe_dump({"users": {getpass.getuser(): "supervisor"}}))
-        os.environ[ROLES_ENV] = str(roles)  # its own socket requests run in this process
-        self.env = {**os.environ, "WAFERLINE_RUNS_DIR": str(work / "runs")}
+        roles = work / "roles.yaml"  # the campaign's operator scraps stacks: a supervisor, to the
+        roles.write_text(yaml.safe_dump({"users": {getpass.getuser(): "supervisor"}}))  # controllers
+        self.env = {**os.environ, "WAFERLINE_RUNS_DIR": str(work / "runs"), ROLES_ENV: str(roles)}
         self.sim: subprocess.Popen[str] | None = None
         self.tool_uids = {s.uid for s in expand(load_flow("flow-a"), 2) if s.kind}
 
