@@ -4,7 +4,9 @@ Counted from the emulators' ledger (`sim up` control socket, `jobs`), never from
   doubled   a step whose wafer a tool accepted more than one job for, or a job no step_started names
   lost      a step of a completed, unscrapped stack with no COMPLETED job on any tool, or a step the
             journal records completed whose job the tool did not complete
-  violation a start a tool received while one of its interlocks was open or an alarm set
+  violation a start a tool received against an interlock already open (or an alarm already set) when
+            the tool last reported its status to the controller; one racing an opening it had not yet
+            reported is counted apart (the tool's own refusal is the layer that catches it)
 A stack scrapped because of a step whose job the ledger shows COMPLETED is a good stack thrown away.
 """
 
@@ -26,6 +28,7 @@ class RunAudit:
     doubled: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    raced: list[str] = field(default_factory=list)  # starts racing an opening, refused by the tool
     tracebacks: int = 0
     scrapped: list[str] = field(default_factory=list)  # why, per scrapped stack
     scrapped_completed: int = 0  # stacks scrapped over a step the tool completed

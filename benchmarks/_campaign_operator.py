@@ -45,6 +45,7 @@ class Operator:
         self.c, self.rng, self.fault, self.tool, self.seed = campaign, rng, fault, tool, seed
         self.journal: Path | None = None
         self.violations_before: dict[str, int] = {}
+        self.raced_before: dict[str, int] = {}
         self.output: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self.unknown_restarts = 0
@@ -59,6 +60,7 @@ class Operator:
     async def ledger_lengths(self) -> dict[str, int]:
         jobs = await self.sim({"op": "jobs"})
         self.violations_before = {t: len(v) for t, v in jobs["violations"].items()}
+        self.raced_before = {t: len(v) for t, v in jobs["raced"].items()}
         return {t: len(v) for t, v in jobs["ledger"].items()}
 
     # --- the run ---------------------------------------------------------------------------------

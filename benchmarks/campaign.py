@@ -99,6 +99,7 @@ class Campaign:
             audit(run, read_events(op.journal), jobs, self.tool_uids)
         run.violations += [v for t, vs in ledger["violations"].items()
                            for v in vs[op.violations_before.get(t, 0):]]
+        run.raced += [v for t, vs in ledger["raced"].items() for v in vs[op.raced_before.get(t, 0):]]
         run.safety_mid_job = fault in ("door_open", "emo") and any(
             t == tool and o == "ABORTED" for t, o in jobs.values())
         return run
@@ -113,6 +114,7 @@ def summarize(runs: list[RunAudit]) -> dict[str, Any]:
         "doubled": sum(len(r.doubled) for r in runs),
         "lost": sum(len(r.lost) for r in runs),
         "violations": sum(len(r.violations) for r in runs),
+        "raced_starts_refused_by_the_tool": sum(len(r.raced) for r in runs),
         "tracebacks": sum(r.tracebacks for r in runs),
         "safety_mid_job": len(safety),
         "safety_mid_job_not_aborted": sum(r.outcome != "ABORTED" for r in safety),

@@ -11,7 +11,9 @@ in the endpoints file as `control`). One request per line, one reply per line:
                    every start a tool got while an interlock was open or an alarm set (violations)
       -> {"ok": true, "jobs": {tool: [id, ...]},
           "ledger": {tool: [{"job_id": id, "outcome": "COMPLETED|ABORTED|FAILED|RUNNING|POWER_LOST"}]},
-          "violations": {tool: ["start of job 7 with interlock door_closed not made", ...]}}
+          "violations": {tool: ["start of job 7 with interlock door_closed not made", ...]},
+          "raced": {tool: [...]}}   violations: the input was already open when the tool last reported
+                   its status; raced: it opened after that (the tool's own refusal caught the start)
   {"op": "power_cycle", "tool": "bonder1"}   the tool loses power and boots again (new boot id)
   {"op": "broker_restart", "down_s": 0.5}    the embedded broker goes down for down_s, then comes back
 """
@@ -152,7 +154,8 @@ class ControlServer:
             return {"ok": True, "jobs": {n: list(t.job_log) for n, t in self.tools.items()},
                     "ledger": {n: [{"job_id": j, "outcome": t.job_outcomes.get(j, "?")} for j in t.job_log]
                                for n, t in self.tools.items()},
-                    "violations": {n: list(t.violations) for n, t in self.tools.items()}}
+                    "violations": {n: list(t.violations) for n, t in self.tools.items()},
+                    "raced": {n: list(t.raced) for n, t in self.tools.items()}}
         if isinstance(req, BrokerRestart):
             return {"ok": False, "error": "broker_restart is served asynchronously"}
         tool = self.tools.get(req.tool)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -91,9 +92,15 @@ class EmulatedTool:
         self._listeners: list[Callable[[], None]] = []
         self.job_log: list[int] = []  # every job id this tool accepted, in order (exactly-once audits)
         self.job_outcomes: dict[int, str] = {}  # the ledger: each job's outcome (RUNNING until it ends)
-        # starts the controller sent while an interlock was not made or an alarm was set: the tool refused
-        # them, but a controller that respects its permissives never sends one (campaign audits)
+        # starts the controller sent against an interlock that was already open (or an alarm already set)
+        # when the tool last reported its status: it could have known. The tool refuses them, but a
+        # controller that respects its permissives never sends one (campaign audits). A start racing an
+        # opening the controller had not been shown yet is `raced` instead: the tool's refusal is the
+        # layer that catches it.
         self.violations: list[str] = []
+        self.raced: list[str] = []
+        self._reported_at = -1.0  # monotonic time of the last status read served
+        self._changed_at: dict[str, float] = {}  # interlock or "alarm" -> monotonic time it went bad
         self._drift_variable = drift_variable(physics)
         # a new identity every power-on, whatever the seed: a restarted tool must not pass for the old one
         self.boot_id = secrets.randbits(31) | 1
@@ -107,6 +114,8 @@ class EmulatedTool:
         """Every change is an alarm report: the old alarm clears, the new one sets."""
         if value == self._alarm_id:
             return
+        if value and not self._alarm_id:
+            self._went_bad("alarm")
         now = self.clock.now()
         if self._alarm_id:
             self.alarm_events.append(AlarmEvent(now, self._alarm_id, False))
@@ -116,6 +125,8 @@ class EmulatedTool:
 
     # --- neutral interface used by the protocol servers ----------------------------------------
     def read(self, names: Sequence[str]) -> dict[str, Value]:
+        if "alarm_id" in names or any(n in self.interlocks for n in names):
+            self._reported_at = time.monotonic()
         snap = self.snapshot()
         return {n: snap[n] for n in names}
 
@@ -166,6 +177,8 @@ class EmulatedTool:
         """Change an interlock input; losing one mid-job stops the job (tool safety logic)."""
         if name not in self.interlocks:
             raise KeyError(f"{self.name} has no interlock input {name!r}")
+        if not healthy and self.interlocks[name]:
+            self._went_bad(name)
         self.interlocks[name] = healthy
         if not healthy and self._job is not None:
             alarm = {"door_closed": ALARM_DOOR, "emo_ok": ALARM_EMO}.get(name, ALARM_INTERLOCK)
@@ -245,10 +258,16 @@ class EmulatedTool:
         log.info("%s: job %d started (%.0f tool s)", self.name, job_id, plan.duration_s)
 
     def _audit_start(self, args: Mapping[str, Value]) -> None:
-        open_ = [n for n, ok in self.interlocks.items() if not ok]
-        if open_ or self.alarm_id:
-            why = f"interlock {open_[0]} not made" if open_ else f"alarm {self.alarm_id} set"
-            self.violations.append(f"start of job {args.get('job_id')} with {why}")
+        bad = [n for n, ok in self.interlocks.items() if not ok] + (["alarm"] if self.alarm_id else [])
+        if not bad:
+            return
+        shown = [n for n in bad if self._changed_at.get(n, -1.0) <= self._reported_at]
+        name = (shown or bad)[0]
+        why = f"alarm {self.alarm_id} set" if name == "alarm" else f"interlock {name} not made"
+        (self.violations if shown else self.raced).append(f"start of job {args.get('job_id')} with {why}")
+
+    def _went_bad(self, name: str) -> None:
+        self._changed_at[name] = time.monotonic()
 
     def _abort(self, _args: Mapping[str, Value]) -> None:
         if self._job is None:
@@ -294,6 +313,7 @@ class EmulatedTool:
         log.info("%s: injecting %s", self.name, kind)
         if kind is FaultKind.DOOR_OPEN:
             self._job = None  # the door logic below ends the job itself
+            self._went_bad("door_closed")
             self.interlocks["door_closed"] = False
             self.alarm_id = ALARM_DOOR
             self._finish("ABORTED")

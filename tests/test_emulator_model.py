@@ -160,3 +160,21 @@ async def test_alarm_reports_set_and_clear_in_order(clock: VirtualClock) -> None
                                                                 (201, False)]
     times = [e.tool_time_s for e in tool.alarm_events]
     assert times == sorted(times)
+
+
+async def test_a_start_against_a_reported_open_interlock_is_a_violation_a_race_is_not(
+    clock: VirtualClock,
+) -> None:
+    """The audit the campaign counts: a start against a door the tool had already reported open is the
+    controller's violation; one racing a door that opened after the last report is the tool's catch."""
+    tool = make("dicing_saw", clock)
+    args = {"job_id": 7, "spindle_rpm": 30000, "feed_mm_s": 20, "cut_count": 4, "cut_length_mm": 100}
+    tool.read(["state", "door_closed"])  # the controller's permissive read: all made
+    tool.set_interlock("door_closed", False)  # opens after it
+    with pytest.raises(Refused):
+        tool.command("start", args)
+    assert (tool.violations, len(tool.raced)) == ([], 1)
+    tool.read(["state", "door_closed"])  # now the controller was shown the open door
+    with pytest.raises(Refused):
+        tool.command("start", {**args, "job_id": 8})
+    assert tool.violations == ["start of job 8 with interlock door_closed not made"]
