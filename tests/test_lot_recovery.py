@@ -59,6 +59,10 @@ def test_sigkill_of_a_lot_then_resume_runs_every_step_of_every_stack_exactly_onc
         time.sleep(0.002)
     ctrl.wait(10)
     assert ctrl.returncode == -signal.SIGKILL and journal is not None
+    at_kill = read_events(journal)  # a job may have ended between the read above and the kill
+    ended = {(e.data["stack"], e.data["uid"]) for e in at_kill if e.kind in ("step_completed", "step_failed")}
+    victims = {(e.data["stack"], e.data["uid"]) for e in at_kill if e.kind == "step_started"} - ended
+    assert len(victims) >= 1
     resumed = subprocess.run([*WAFERLINE, "resume", journal.parent.name, "--line", str(line), "--endpoints",
                               str(eps)], capture_output=True, text=True, timeout=120, env=env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

@@ -6,6 +6,7 @@ Every report is written from the run directory alone, as `waferline report` does
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import shutil
 import sqlite3
@@ -147,7 +148,7 @@ async def test_refused_permissive_in_history_and_held_report(healthy: Line, runs
     rows = [(r.stack, r.step, r.tool, r.interlock, r.who) for r in data.history]
     assert ("S1", "A15", "mounter1", "n2_supply_on", "sequencer") in rows
     assert ("-", "-", "-", "n2_supply_on", "interlock:n2_supply_on") in rows  # the hold it caused
-    assert ("-", "-", "-", "-", "alice") in rows  # the restart
+    assert ("-", "-", "-", "-", f"{getpass.getuser()} (alice)") in rows  # the restart, by the OS user
     html = files.index_html.read_text()
     for text in ("permissive refused", "N2 valve opened", "alice", "all claims hold"):
         assert text in html, text
