@@ -298,49 +298,39 @@ def _reader(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
 
 
-def read_run_id(path: Path) -> str:
-    """The run a journal belongs to, without taking the writer lock."""
+def _query(path: Path, *statements: tuple[str, tuple[Any, ...]]) -> list[list[Any]]:
+    """Run read-only statements on a journal without taking the writer lock; one list of rows each."""
     db = _reader(path)
     try:
-        row = db.execute("SELECT run_id FROM run").fetchone()
+        return [db.execute(sql, params).fetchall() for sql, params in statements]
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path} is not a waferline journal: {exc}") from exc
     finally:
         db.close()
-    if row is None:
+
+
+def read_run_id(path: Path) -> str:
+    """The run a journal belongs to, without taking the writer lock."""
+    (rows,) = _query(path, ("SELECT run_id FROM run", ()))
+    if not rows:
         raise JournalError(f"journal {path} has no run record")
-    return str(row[0])
+    return str(rows[0][0])
 
 
 def read_events(path: Path, since: int = 0) -> list[Event]:
     """Read a journal while its sequencer may still be writing (status, report): no lock taken."""
-    db = _reader(path)
-    try:
-        rows = db.execute(
-            "SELECT seq, ts, run_id, kind, data FROM events WHERE seq > ? ORDER BY seq", (since,)
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise JournalError(f"{path} is not a waferline journal: {exc}") from exc
-    finally:
-        db.close()
+    (rows,) = _query(path, ("SELECT seq, ts, run_id, kind, data FROM events WHERE seq > ? ORDER BY seq",
+                            (since,)))
     return [_row_to_event(r) for r in rows]
 
 
 def verify_journal(path: Path) -> ChainReport:
     """Check a journal's hash chain and seq continuity (chain.py), without taking the writer lock."""
-    db = _reader(path)
-    try:
-        run = db.execute("SELECT run_id FROM run").fetchone()
-        columns = {r[1] for r in db.execute("PRAGMA table_info(events)")}
-        hashes = "hash" if "hash" in columns else "NULL"
-        rows = db.execute(f"SELECT seq, ts, run_id, kind, data, {hashes} FROM events ORDER BY seq").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise JournalError(f"{path} is not a waferline journal: {exc}") from exc
-    finally:
-        db.close()
-    if run is None:
-        raise JournalError(f"journal {path} has no run record")
-    return verify_rows(str(run[0]), rows)
+    run_id = read_run_id(path)
+    (columns,) = _query(path, ("PRAGMA table_info(events)", ()))
+    hashes = "hash" if "hash" in {c[1] for c in columns} else "NULL"
+    (rows,) = _query(path, (f"SELECT seq, ts, run_id, kind, data, {hashes} FROM events ORDER BY seq", ()))
+    return verify_rows(run_id, rows)
 
 
 def require_intact(path: Path) -> ChainReport:
