@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks._campaign_audit import RunAudit
+from drivers.errors import WaferlineError
 from drivers.factory import make_tool
 from drivers.line import Endpoints, apply_endpoints, load_line
 from sequencer.flow import expand, load_flow
@@ -78,10 +79,13 @@ class Operator:
             run.notes.append("run limit reached")
             self._kill()
         finally:
+            if self.fault == "broker_restart":  # never leave the broker down between runs
+                with contextlib.suppress(TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(injector), 30)
             injector.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await injector
-            await self.end_of_run()
+            await self.end_of_run(run)
         run.tracebacks = sum(o.count("Traceback (most recent call last)") for o in self.output)
         return run
 
@@ -198,15 +202,23 @@ class Operator:
         for name in ("door_closed", "emo_ok"):
             await self.sim({"op": "interlock", "tool": self.tool, "name": name, "healthy": True})
 
-    async def end_of_run(self) -> None:
+    async def end_of_run(self, run: RunAudit) -> None:
         """After the run: the cause removed and every latched alarm reset at the tools (no run holds
-        them now, so the operator's reset goes to each tool directly), ready for the next run."""
+        them now, so the operator's reset goes to each tool directly), ready for the next run. A tool
+        still unreachable (a broker coming back) is tried again before the next run starts."""
         await self._heal()
         line = apply_endpoints(load_line(str(self.c.line)), Endpoints.read(self.c.eps))
         for cfg in line.tools:
-            async with make_tool(cfg, line) as tool:
-                if (await tool.status()).alarm is not None:
-                    await tool.reset()
+            for attempt in range(5):
+                try:
+                    async with make_tool(cfg, line) as tool:
+                        if (await tool.status()).alarm is not None:
+                            await tool.reset()
+                    break
+                except WaferlineError as exc:
+                    if attempt == 4:
+                        run.notes.append(f"end of run: {cfg.name} not reset: {exc}")
+                    await asyncio.sleep(1.0)
 
     # --- a hold ----------------------------------------------------------------------------------
     async def _tool(self, name: str, op: str) -> dict[str, Any]:
