@@ -266,12 +266,10 @@ class ProcessJobs:
                 self._failed(stack, step, doubt.tool, doubt.job_id, "JobEnded", verdict.reason,
                              E90State.ABORTED)
                 trip = safety_trip(status)
-                if lot.control.abort_requested():
-                    pass
-                elif trip is not None:  # the tool ended it on a door, EMO or safety alarm: abort the run
-                    lot.control.command("abort", who=f"interlock:{trip.interlock}", why=trip.reason)
-                else:
+                if trip is None:  # a hold is a no-op once the run is leaving EXECUTE
                     self._hold(stack, step, "job_ended", verdict.reason)
+                elif not lot.control.abort_requested():  # ended on a door, EMO or safety alarm
+                    lot.control.command("abort", who=f"interlock:{trip.interlock}", why=trip.reason)
 
     def _judged(self, stack: Stack, step: Step, tool: str, job_id: int, result: Any) -> dict[str, Any] | None:
         """The result's values if each is inside its check against the recipe's target (the kind's
