@@ -186,8 +186,9 @@ def safety_trip(status: ToolStatus) -> Trip | None:
         return Trip("emo_clear", "emergency off pressed", Action.ABORT)
     if status.interlocks.get("door_closed") is False:
         return Trip("door_closed_mid_run", "door opened while processing", Action.ABORT)
-    for inp in status.unsafe_inputs():
-        return Trip("safety_input_lost", f"safety input {inp} lost while processing", Action.ABORT)
+    lost = status.unsafe_inputs()
+    if lost:
+        return Trip("safety_input_lost", f"safety input {lost[0]} lost while processing", Action.ABORT)
     a = status.alarm
     if a is not None and a.safety:
         return Trip("safety_alarm", f"safety alarm {a.id}: {a.text}", Action.ABORT)
