@@ -77,7 +77,8 @@ async def measure_scale(tools: int = 200, seconds: float = 20.0, *, broker: str 
         try:
             broker_cfg = BrokerConfig()
             if mosquitto is not None:
-                broker_cfg = BrokerConfig(embedded=False, port=await mosquitto.start())
+                broker_cfg = BrokerConfig(embedded=False, port=await mosquitto.start(),
+                                          anonymous=True, tls=False)  # measures the broker alone
             line = build_line(tools, broker_cfg)
             emulators = EmulatorProcess(write_line(line, work / "line.yaml"), work)
             t0 = loop.time()

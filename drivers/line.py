@@ -21,14 +21,48 @@ NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
 
 class BrokerConfig(BaseModel):
+    """The MQTT broker of a line. Credentials, an ACL and TLS are on by default (see drivers/mqtt_access.py).
+
+    Embedded (amqtt, started by waferline): every tool and the controller get their own generated
+    password, the ACL is derived from the line, and the broker's certificate is a throwaway one
+    unless `cert_file`/`key_file` are given. External (mosquitto or a site broker): `username` and
+    `password` are the controller's; the site's broker must enforce its own password file and ACL
+    (`waferline broker acl LINE` prints one)."""
+
     model_config = ConfigDict(extra="forbid")
     embedded: bool = Field(default=True, description="start an amqtt broker on 127.0.0.1")
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port")
-    username: str | None = None
+    username: str = Field(default="controller", pattern=NAME_PATTERN, description="the controller's user")
     password: SecretRef | None = Field(default=None, description="{env: NAME} or {file: PATH}; never clear")
-    tls: bool = False
-    ca_file: str | None = None
+    tls: bool = True
+    ca_file: str | None = Field(default=None, description="CA that signed the broker's certificate")
+    cert_file: str | None = Field(default=None, description="embedded: the broker's certificate")
+    key_file: str | None = Field(default=None, description="embedded: the broker's private key")
+    anonymous: bool = Field(default=False, description="INSECURE: no credentials, no ACL (benches only)")
+
+    @model_validator(mode="after")
+    def _check(self) -> BrokerConfig:
+        if self.anonymous and self.password is not None:
+            raise ValueError("anonymous: true cannot go with a password")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if not self.embedded:
+            if self.cert_file is not None:
+                raise ValueError("cert_file/key_file: only the embedded broker is started by waferline; "
+                                 "an external broker's certificate is its own configuration")
+            if not self.anonymous and self.password is None:
+                raise ValueError("password: an external broker needs the controller's password "
+                                 "({env: NAME} or {file: PATH}), or anonymous: true (insecure)")
+        return self
+
+    def controller_address(self) -> dict[str, Any]:
+        """What an MQTT tool address takes from the broker section (the controller's side)."""
+        if self.anonymous:
+            return {"host": self.host, "port": self.port, "username": None, "password": None,
+                    "tls": self.tls, "ca_file": self.ca_file}
+        return {"host": self.host, "port": self.port, "username": self.username,
+                "password": self.password, "tls": self.tls, "ca_file": self.ca_file}
 
 
 class ToolConfig(BaseModel):
@@ -66,6 +100,10 @@ class LineConfig(BaseModel):
                 raise ValueError(f"{where}.kind: {tool.kind!r} not one of {sorted(KINDS)}")
             if isinstance(tool.address, MqttAddress) and self.broker is None:
                 raise ValueError(f"{where}.address: MQTT tools need a `broker:` section")
+        if self.broker is not None and not self.broker.embedded:  # the broker section is the truth
+            self.tools = [t.model_copy(update={"address": t.address.model_copy(
+                update=self.broker.controller_address())}) if isinstance(t.address, MqttAddress) else t
+                for t in self.tools]
         return self
 
     def tool(self, name: str) -> ToolConfig:

@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,15 +87,31 @@ def _make_amqtt_broker(config: dict[str, Any]) -> Any:
 
 
 class EmbeddedBroker:
-    """amqtt on 127.0.0.1; anonymous unless `password_file` (amqtt format: user:argon2-hash lines)."""
+    """amqtt on 127.0.0.1. With `password_file` (user:argon2-hash lines) it refuses anonymous and
+    unknown clients; with `acl` (see drivers.mqtt_access.amqtt_acl) every publish and subscribe is
+    checked; with `certfile`/`keyfile` it speaks TLS only. Without a password file it is anonymous,
+    which only tests of the protocol itself and benches that say so may ask for."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, password_file: Path | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        password_file: Path | None = None,
+        acl: dict[str, dict[str, list[str]]] | None = None,
+        certfile: Path | None = None,
+        keyfile: Path | None = None,
     ) -> None:
         _check_host(host)
+        if acl is not None and password_file is None:
+            raise ValueError("an ACL needs a password file: anonymous clients have no user to check")
+        if (certfile is None) != (keyfile is None):
+            raise ValueError("certfile and keyfile go together")
         self.host = host
         self.port = port
         self.password_file = password_file
+        self.acl = acl
+        self.certfile, self.keyfile = certfile, keyfile
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
@@ -104,19 +121,19 @@ class EmbeddedBroker:
         return self._thread is not None and self._thread.is_alive()
 
     def _config(self) -> dict[str, Any]:
-        plugins: dict[str, Any] = {
-            "amqtt.plugins.authentication.AnonymousAuthPlugin": {
-                "allow_anonymous": self.password_file is None
-            }
-        }
-        if self.password_file is not None:
+        plugins: dict[str, Any] = {}
+        if self.password_file is None:
+            plugins["amqtt.plugins.authentication.AnonymousAuthPlugin"] = {"allow_anonymous": True}
+        else:  # the only auth plugin: a client without a user gets no answer from it, so is refused
             plugins["amqtt.plugins.authentication.FileAuthPlugin"] = {
                 "password_file": str(self.password_file)
             }
-        return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": plugins,
-        }
+        if self.acl is not None:
+            plugins["amqtt.plugins.topic_checking.TopicAccessControlListPlugin"] = self.acl
+        listener: dict[str, Any] = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
+        if self.certfile is not None:
+            listener.update(ssl=True, certfile=str(self.certfile), keyfile=str(self.keyfile))
+        return {"listeners": {"default": listener}, "plugins": plugins}
 
     async def start(self, timeout_s: float = 10.0) -> int:
         """Start the broker thread; returns the port it listens on."""
@@ -165,8 +182,10 @@ class EmbeddedBroker:
 
     async def _start_broker(self, started: concurrent.futures.Future[int]) -> None:
         try:
-            broker = _make_amqtt_broker(self._config())
-            await broker.start()
+            with warnings.catch_warnings():  # amqtt 0.12 calls its subscribe ACL `acl` and warns
+                warnings.filterwarnings("ignore", "The 'acl' option is deprecated", DeprecationWarning)
+                broker = _make_amqtt_broker(self._config())
+                await broker.start()
             self._broker = broker
             server = broker._servers["default"].instance
             port = int(server.sockets[0].getsockname()[1])
@@ -209,15 +228,19 @@ class MosquittoBroker:
         *,
         binary: str = "mosquitto",
         password_file: Path | None = None,
+        acl_file: Path | None = None,
         extra_config: Sequence[str] = (),
     ) -> None:
         """`extra_config` lines go into the listener's section, e.g. certfile/keyfile for TLS."""
+        if acl_file is not None and password_file is None:
+            raise ValueError("an ACL needs a password file: anonymous clients have no user to check")
         _check_host(host)
         self.workdir = workdir
         self.host = host
         self.port = port
         self.binary = binary
         self.password_file = password_file
+        self.acl_file = acl_file
         self.extra_config = list(extra_config)
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -240,6 +263,8 @@ class MosquittoBroker:
             lines.append("allow_anonymous true")
         else:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
         lines += self.extra_config
         path = self.workdir / f"mosquitto-{self.port}.conf"
         path.write_text("\n".join(lines) + "\n")

@@ -20,6 +20,7 @@ from drivers.addresses import MqttAddress
 from drivers.errors import ConfigError
 from drivers.line import Endpoint, Endpoints, LineConfig, ToolConfig
 from drivers.profiles import ModbusProfile, MqttProfile, SerialProfile, load_profile
+from drivers.secrets import SecretRef
 from drivers.validation import validate_model
 from sim_tools.clock import VirtualClock
 from sim_tools.control import ControlServer
@@ -39,6 +40,8 @@ class EmulatorSettings(BaseModel):
     params: dict[str, float] = Field(default_factory=dict, description="physics overrides")
     faults: list[FaultSpec] = Field(default_factory=list)
     wire_time: bool = Field(default=True, description="serial: add wire time at the baud rate")
+    mqtt_password: SecretRef | None = Field(
+        default=None, description="external broker: the password the tool logs in with as its own name")
 
 
 class _Server(Protocol):
@@ -61,6 +64,7 @@ class EmulatedLine:
         self.tools: dict[str, EmulatedTool] = {}
         self.servers: dict[str, _Server] = {}
         self.broker: Any = None
+        self.tool_logins: dict[str, SecretRef] = {}  # embedded broker: each MQTT tool's own password
         self.control: ControlServer | None = None
         self.endpoints: Endpoints | None = None
 
@@ -72,9 +76,10 @@ class EmulatedLine:
             for i, cfg in enumerate(self.config.tools):
                 address = cfg.address
                 if isinstance(address, MqttAddress) and broker is not None:
-                    address = address.model_copy(update=broker)
+                    address = address.model_copy(update=broker)  # the controller's login
                 if cfg.emulated:
-                    address = await self._start_tool(i, cfg, address)
+                    served = await self._start_tool(i, cfg, address)
+                    address = address if isinstance(address, MqttAddress) else served
                 live.append(
                     Endpoint(name=cfg.name, kind=cfg.kind, transport=cfg.address.transport,
                              profile=cfg.profile, address=address)
@@ -121,23 +126,29 @@ class EmulatedLine:
         await self.stop()
 
     async def _start_broker(self) -> dict[str, Any] | None:
+        """The address fields of the controller's login: the embedded broker is started with a
+        password per tool and controller, the line's ACL and TLS (sim_tools/broker_auth.py)."""
         cfg = self.config.broker
         if cfg is None:
             return None
         if not cfg.embedded:
-            return {"host": cfg.host, "port": cfg.port, "username": cfg.username,
-                    "password": cfg.password, "tls": cfg.tls, "ca_file": cfg.ca_file}
-        from sim_tools.broker import EmbeddedBroker
+            return cfg.controller_address()
+        from sim_tools.broker_auth import start_embedded_broker
 
-        asked = [n for n in ("username", "password", "tls", "ca_file") if getattr(cfg, n)]
-        if asked:  # an option the broker cannot honour is an error, never silently ignored
-            raise ConfigError(f"line {self.config.name}: broker.{asked[0]}: the embedded broker does not "
-                              "enforce credentials or TLS yet; set broker.embedded: false and run mosquitto "
-                              "with a password file, an ACL and TLS")
+        secured = await start_embedded_broker(self.config, self.run_dir / "secrets", self.base)
+        self.broker, self.tool_logins = secured.broker, secured.tools
+        return secured.controller
 
-        self.broker = EmbeddedBroker(host=cfg.host, port=cfg.port)
-        port = await self.broker.start()
-        return {"host": cfg.host, "port": port}
+    def _tool_login(self, cfg: ToolConfig, settings: EmulatorSettings, where: str) -> dict[str, Any]:
+        """An emulated MQTT tool logs in as itself, never with the controller's credentials."""
+        broker = self.config.broker
+        if broker is None or broker.anonymous:
+            return {"username": None, "password": None}
+        password = self.tool_logins.get(cfg.name) or settings.mqtt_password
+        if password is None:
+            raise ConfigError(f"{where}.mqtt_password: an emulated tool on an external broker logs in as "
+                              f"{cfg.name!r} with its own password: give {{file: PATH}} or {{env: NAME}}")
+        return {"username": cfg.name, "password": password}
 
     async def _start_tool(self, index: int, cfg: ToolConfig, address: Any) -> Any:
         where = f"line {self.config.name}: tools.{index}({cfg.name}).emulator"
@@ -146,6 +157,8 @@ class EmulatedLine:
         physics = PHYSICS[cfg.kind](spread=settings.spread, params=settings.params)
         tool = EmulatedTool(cfg.name, physics, self.clock, FaultSet(settings.faults, seed), seed)
         self.tools[cfg.name] = tool
+        if isinstance(address, MqttAddress):
+            address = address.model_copy(update=self._tool_login(cfg, settings, where))
         server = _make_server(tool, load_profile(cfg.profile, self.base), address, self.run_dir,
                               settings)
         self.servers[cfg.name] = server

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from drivers.addresses import MqttAddress
-from drivers.errors import ConfigError
+from drivers.errors import ConfigError, ToolConnectionError
+from drivers.factory import make_tool
 from drivers.line import LINE_DIR, Endpoint, Endpoints, LineConfig
 from drivers.secrets import SecretRef
 from drivers.validation import validate_model
 from sequencer.journal import Journal
 from sequencer.rundir import JOURNAL, create_run_dir
-from tests.fixtures.sequencer import WAFERLINE
+from sim_tools.line import EmulatedLine
 
 
 def mode(path: Path) -> int:
@@ -62,18 +62,31 @@ def test_endpoints_file_is_private_and_holds_no_password(tmp_path: Path) -> None
     assert isinstance(address, MqttAddress) and address.password == secret
 
 
-def test_embedded_broker_refuses_credentials_it_cannot_enforce(tmp_path: Path) -> None:
+async def test_embedded_broker_enforces_the_configured_password(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded broker honours broker.username/password (it used to start anonymous); generated
+    tool passwords and the hashes lie in a 0700 directory, each file 0600, no password in clear."""
+    monkeypatch.setenv("WAFERLINE_TEST_BROKER_PW", "configured-pw")
     data = yaml.safe_load((LINE_DIR / "emulated.yaml").read_text())
-    data["broker"]["username"] = "controller"
-    data["broker"]["password"] = {"env": "WAFERLINE_BROKER_PASSWORD"}
-    line = tmp_path / "line.yaml"
-    line.write_text(yaml.safe_dump(data))
-    res = subprocess.run([*WAFERLINE, "sim", "up", "--line", str(line), "--endpoints-file",
-                          str(tmp_path / "eps.json"), "--run-dir", str(tmp_path / "sim")],
-                         capture_output=True, text=True, timeout=60)
-    said = " ".join(res.stderr.split())
-    assert res.returncode == 2 and "broker.username: the embedded broker does not enforce" in said, said
-    assert not (tmp_path / "eps.json").exists()
+    data["broker"].update(username="ctl", password={"env": "WAFERLINE_TEST_BROKER_PW"})
+    data["tools"] = [t for t in data["tools"] if t["address"]["transport"] == "mqtt"][:1]
+    line = validate_model(LineConfig, data, "line.yaml")
+    async with EmulatedLine(line, run_dir=tmp_path / "sim") as emulated:
+        assert emulated.endpoints is not None
+        address = emulated.endpoints.tools[0].address
+        assert isinstance(address, MqttAddress) and address.username == "ctl" and address.tls
+        assert address.password == SecretRef(env="WAFERLINE_TEST_BROKER_PW")
+        tool = make_tool(line.tools[0].model_copy(update={"address": address}), line)
+        async with tool:
+            await tool.status()
+        monkeypatch.setenv("WAFERLINE_TEST_BROKER_PW", "wrong")
+        with pytest.raises(ToolConnectionError):
+            await make_tool(line.tools[0].model_copy(update={"address": address}), line).connect()
+        secrets_dir = tmp_path / "sim" / "secrets"
+        assert mode(secrets_dir) == 0o700
+        files = list(secrets_dir.iterdir())
+        assert files and all(mode(f) == 0o600 for f in files)
+        assert "configured-pw" not in (secrets_dir / "amqtt.passwd").read_text()
 
 
 def test_run_directory_and_journal_are_owner_and_group_only(tmp_path: Path,

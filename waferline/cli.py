@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from drivers.logs import configure_logging
-from waferline import check_cmd, profiles_cmd, report_cmd, run_cmd, sim_cmd, tools_cmd, verify_cmd
+from waferline import broker_cmd, check_cmd, profiles_cmd, report_cmd, run_cmd, sim_cmd, tools_cmd, verify_cmd
 
 app = typer.Typer(
     help="Equipment automation for a wafer-level 3-D stacked-package line.",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(sim_cmd.app, name="sim", help="Run emulated tools on loopback.")
 app.add_typer(tools_cmd.app, name="tools", help="Talk to the tools of a line.")
 app.add_typer(profiles_cmd.app, name="profiles", help="List and validate protocol profiles.")
+app.add_typer(broker_cmd.app, name="broker", help="What a site's MQTT broker must enforce for a line.")
 app.command("check")(check_cmd.check)
 app.command("run")(run_cmd.run)
 app.command("resume")(run_cmd.resume)

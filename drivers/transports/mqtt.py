@@ -104,6 +104,17 @@ def consume_disconnect_error(client: aiomqtt.Client) -> None:
         fut.exception()
 
 
+async def cancel_until_done(tasks: Sequence[asyncio.Task[Any] | asyncio.Future[Any]]) -> None:
+    """Cancel and wait, again until they end: aiomqtt waits with asyncio.wait_for, which on Python
+    3.11 swallows a cancel that arrives as the awaited PUBACK does; the task then lives on (seen as a
+    hang of a broker-side tool's stop under test load)."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.2)
+
+
 def _topic_safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
 
@@ -177,8 +188,7 @@ class MqttChannel(Channel):
     async def _shutdown(self) -> None:
         task, self._dispatcher = self._dispatcher, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
+            await cancel_until_done([task])
         self._fail_pending(lambda: ToolConnectionError(self.tool, "MQTT channel closed"))
         client, self._client = self._client, None
         entered, self._entered = self._entered, False

@@ -28,6 +28,7 @@ from sim_tools.faults import FaultKind
 from sim_tools.model import EmulatedTool, Refused
 from sim_tools.servers.modbus_frames import garble
 from sim_tools.servers.modbus_rtu import RtuPtyServer
+from sim_tools.servers.modbus_wire import TcpPipeline
 
 log = logging.getLogger(__name__)
 TABLES: tuple[ModbusTable, ...] = ("coil", "discrete", "holding", "input")
@@ -60,6 +61,8 @@ class _TcpServer(ModbusTcpServer):
     def callback_new_connection(self) -> Any:
         handler = super().callback_new_connection()
         handler.trace_packet = functools.partial(self._owner._tcp_trace, handler)
+        handler.callback_data = TcpPipeline(handler).callback_data  # every pipelined request
+        handler.max_buffer_size = 1 << 20  # pymodbus drops a read of over 260 bytes whole
         return handler
 
 

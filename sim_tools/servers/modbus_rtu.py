@@ -23,6 +23,7 @@ from pymodbus.simulator.simcore import SimCore
 from drivers.addresses import ModbusRtuAddress
 from sim_tools.faults import FaultKind, FaultSet
 from sim_tools.servers.modbus_frames import garble
+from sim_tools.servers.modbus_wire import RtuSplitter, decode_request
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,11 @@ class RtuPtyServer:
         self._fds: tuple[int, ...] | None = None
         self._task: asyncio.Task[None] | None = None
         self._link: Path | None = None
+        self._gap_timer: list[asyncio.TimerHandle] = []
 
     async def stop(self) -> None:
+        for timer in self._gap_timer:
+            timer.cancel()
         if self._fds is not None:
             asyncio.get_running_loop().remove_reader(self._fds[0])
             for fd in self._fds:
@@ -76,22 +80,32 @@ class RtuPtyServer:
         self._fds = (master, slave) if slave >= 0 else (master,)
         queue: asyncio.Queue[tuple[ModbusPDU, int]] = asyncio.Queue()
         framer = FramerRTU(DecodePDU(True))
-        buf = bytearray()
+        splitter = RtuSplitter()
+        loop = asyncio.get_running_loop()
+        gap_s = max(0.002, 3.5 * 11 / address.baud)  # t3.5: 3.5 characters of silence
+        timer: list[asyncio.TimerHandle] = self._gap_timer
+
+        def take(frames: list[bytes]) -> None:
+            for frame in frames:
+                if frame[0] in (address.unit, 0):
+                    pdu = decode_request(frame[1:-2])
+                    pdu.dev_id = frame[0]
+                    queue.put_nowait((pdu, len(frame)))
+            for t in timer:
+                t.cancel()
+            timer.clear()
+            if splitter.buf:
+                timer.append(loop.call_later(gap_s, lambda: take(splitter.gap())))
 
         def readable() -> None:
             try:
-                buf.extend(os.read(master, 1024))
+                data = os.read(master, 1024)
             except BlockingIOError:
                 return
-            try:
-                used, pdu = framer.handleFrame(bytes(buf), 0, 0)
-            except Exception as exc:  # garbage on the line: drop it, like a real slave
-                log.debug("%s: rtu input dropped: %s", self.name, exc)
-                buf.clear()
+            except OSError as exc:
+                log.debug("%s: rtu read failed: %s", self.name, exc)
                 return
-            del buf[:used]
-            if pdu is not None and pdu.dev_id in (address.unit, 0):
-                queue.put_nowait((pdu, used))
+            take(splitter.feed(data))
 
         asyncio.get_running_loop().add_reader(master, readable)
         self._task = asyncio.get_running_loop().create_task(
@@ -109,7 +123,8 @@ class RtuPtyServer:
             if faults.fires(FaultKind.SILENCE) or faults.fires(FaultKind.LINK_DROP):
                 continue  # a serial line has no connection to drop: the reply is just lost
             try:
-                reply = await pdu.datastore_update(context, pdu.dev_id)  # type: ignore[arg-type]
+                reply = pdu if isinstance(pdu, ExceptionResponse) else await pdu.datastore_update(
+                    context, pdu.dev_id)  # type: ignore[arg-type]
             except Exception:
                 log.exception("%s: rtu request failed", self.name)
                 reply = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_FAILURE)

@@ -20,7 +20,7 @@ import aiomqtt
 
 from drivers.addresses import MqttAddress
 from drivers.profiles.mqtt import READ_COMMAND, MqttProfile
-from drivers.transports.mqtt import NODELAY, consume_disconnect_error
+from drivers.transports.mqtt import NODELAY, cancel_until_done, consume_disconnect_error
 from sim_tools.faults import FaultKind
 from sim_tools.model import EmulatedTool, Refused
 
@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 RECONNECT_S = (0.05, 1.0)  # first and longest wait between broker connection attempts
 LINK_DROP_PAUSE_S = 0.2  # how long a dropped tool stays away before reconnecting
 CONNECT_TIMEOUT_S = 5.0
+
+
+def _publishable(topic: str) -> bool:
+    """MQTT 3.1.1 §4.7: a topic name has no wildcard and no NUL, and is 1..65535 bytes of UTF-8."""
+    return 0 < len(topic.encode()) <= 65535 and not any(c in topic for c in "+#\0")
 
 
 class MqttToolServer:
@@ -55,6 +60,7 @@ class MqttToolServer:
         self._var_of_key = {profile.key_of(v): v for v in profile.variables}
         self._task: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Task[None]] = set()
+        self._publisher: asyncio.Future[None] | None = None
         self._client: aiomqtt.Client | None = None
         self._status: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()  # topic, payload, retain
         self._events_sent = len(tool.alarm_events)
@@ -96,11 +102,9 @@ class MqttToolServer:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await client.publish(self.online_topic, b"offline", qos=1, retain=True)
-        tasks = [*self._replies, *([self._task] if self._task else [])]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        # the publisher too: a cancel that ends _run can cut short _serve's own cleanup of it
+        tasks = [t for t in (*self._replies, self._task, self._publisher) if t is not None]
+        await cancel_until_done(tasks)
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s: MQTT server task failed: %r", self.tool.name, task.exception())
@@ -160,7 +164,7 @@ class MqttToolServer:
             while not self._status.empty():  # stale snapshots: publish the current one instead
                 self._status.get_nowait()
             await self._publish_status(client, self._status_payload())
-            publisher = asyncio.ensure_future(self._status_publisher(client))
+            publisher = self._publisher = asyncio.ensure_future(self._status_publisher(client))
             self._up.set()
             try:
                 async for message in client.messages:  # ends with MqttError when the link goes
@@ -175,8 +179,7 @@ class MqttToolServer:
                         # says so again rather than stay retained as offline
                         await client.publish(self.online_topic, b"online", qos=1, retain=True)
             finally:
-                publisher.cancel()
-                await asyncio.wait({publisher})
+                await cancel_until_done([publisher])
 
     # --- status ----------------------------------------------------------------------------------
     def _status_payload(self) -> bytes:
@@ -217,6 +220,11 @@ class MqttToolServer:
                 raise TypeError("reply_to must be a topic")
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("%s: malformed MQTT command %r: %s", self.tool.name, payload, exc)
+            return
+        if not _publishable(reply_to):  # a wildcard there once crashed this session
+            refusal = {"event": "refused", "id": rid, "cmd": cmd,
+                       "error": f"7 reply_to {reply_to[:80]!r} is not a topic one can publish to"}
+            self._status.put_nowait((self.events_topic, json.dumps(refusal).encode(), False))
             return
         faults = self.tool.faults
         if faults.fires(FaultKind.SILENCE):
