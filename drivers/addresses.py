@@ -10,7 +10,7 @@ from drivers.secrets import SecretRef
 
 
 class _Address(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 class ModbusTcpAddress(_Address):
@@ -36,7 +36,8 @@ class SerialAddress(_Address):
 
 class MqttAddress(_Address):
     transport: Literal["mqtt"] = "mqtt"
-    prefix: str = Field(min_length=1, description="topic prefix, e.g. waferline/line1/sputter1")
+    prefix: str = Field(min_length=1, max_length=512, pattern=r"^[^+#\x00]+$",
+                        description="topic prefix, e.g. waferline/line1/sputter1 (no + or #)")
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=0, le=65535)
     username: str | None = None

@@ -25,7 +25,7 @@ T = TypeVar("T")
 class Timeouts(BaseModel):
     """Wall-clock seconds: I/O does not speed up with the emulators' time scale."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     connect_s: float = Field(default=5.0, gt=0, le=600)
     request_s: float = Field(default=2.0, gt=0, le=600)
     backoff_initial_s: float = Field(default=0.05, gt=0, le=60)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drivers.addresses import PROFILE_TRANSPORT, Address, MqttAddress
+from drivers.addresses import PROFILE_TRANSPORT, Address, ModbusTcpAddress, MqttAddress, SerialAddress
 from drivers.channel import Timeouts
 from drivers.errors import ConfigError, ProfileError
 from drivers.kinds import KINDS
+from drivers.netcheck import loopback_problem, socket_url_host, wildcard_problem
+from drivers.profile_fit import check_fits_kind
 from drivers.profiles.loader import load_profile
 from drivers.secrets import SecretRef, write_private
 from drivers.validation import read_yaml, validate_model
@@ -29,7 +32,7 @@ class BrokerConfig(BaseModel):
     `password` are the controller's; the site's broker must enforce its own password file and ACL
     (`waferline broker acl LINE` prints one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     embedded: bool = Field(default=True, description="start an amqtt broker on 127.0.0.1")
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port")
@@ -66,7 +69,7 @@ class BrokerConfig(BaseModel):
 
 
 class ToolConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=NAME_PATTERN)
     kind: str
     profile: str = Field(description="profile name in configs/profiles or a path")
@@ -80,7 +83,7 @@ class ToolConfig(BaseModel):
 
 
 class LineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     time_scale: float = Field(default=1.0, gt=0, le=1e7, description="tool s per wall s")
@@ -100,6 +103,11 @@ class LineConfig(BaseModel):
                 raise ValueError(f"{where}.kind: {tool.kind!r} not one of {sorted(KINDS)}")
             if isinstance(tool.address, MqttAddress) and self.broker is None:
                 raise ValueError(f"{where}.address: MQTT tools need a `broker:` section")
+        if self.broker is not None:
+            check = loopback_problem if self.broker.embedded else wildcard_problem
+            if (why := check(self.broker.host)) is not None:
+                raise ValueError(f"broker.host: {why}")
+        _check_emulated_addresses(self.tools)
         if self.broker is not None and not self.broker.embedded:  # the broker section is the truth
             self.tools = [t.model_copy(update={"address": t.address.model_copy(
                 update=self.broker.controller_address())}) if isinstance(t.address, MqttAddress) else t
@@ -111,6 +119,26 @@ class LineConfig(BaseModel):
             if t.name == name:
                 return t
         raise ConfigError(f"line {self.name!r} has no tool {name!r}")
+
+
+def _check_emulated_addresses(tools: list[ToolConfig]) -> None:
+    """Emulators serve loopback only, and two cannot listen on one fixed port."""
+    ports: dict[int, str] = {}
+    for i, tool in enumerate(tools):
+        if not tool.emulated:
+            continue
+        where, a = f"tools.{i}({tool.name}).address", tool.address
+        host = a.host if isinstance(a, ModbusTcpAddress) else (
+            socket_url_host(a.url) if isinstance(a, SerialAddress) else None)
+        if host is not None and (why := loopback_problem(host)) is not None:
+            raise ValueError(f"{where}: {why}")
+        port = a.port if isinstance(a, ModbusTcpAddress) else (
+            urllib.parse.urlparse(a.url).port if isinstance(a, SerialAddress) and host is not None else None)
+        if port:
+            if port in ports:
+                raise ValueError(f"{where}.port: {port} is also {ports[port]}'s; give each tool its own, "
+                                 "or 0 for a free one")
+            ports[port] = tool.name
 
 
 def check_profiles(line: LineConfig, base: Path | None = None) -> None:
@@ -129,13 +157,10 @@ def check_profiles(line: LineConfig, base: Path | None = None) -> None:
                 f"{where}.address.transport: {tool.address.transport} needs a {wanted} profile, "
                 f"{profile.name!r} is {profile.transport}"
             )
-        kind = KINDS[tool.kind]
-        missing = sorted(kind.required_variables() - profile.variable_names())
-        if missing:
-            raise ConfigError(f"{where}.profile: {profile.name} lacks variables {missing}")
-        missing_cmd = sorted(kind.required_commands() - profile.command_names())
-        if missing_cmd:
-            raise ConfigError(f"{where}.profile: {profile.name} lacks commands {missing_cmd}")
+        try:
+            check_fits_kind(profile, KINDS[tool.kind], f"{where}.profile")
+        except ProfileError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def load_line(name_or_path: str | Path) -> LineConfig:
@@ -147,7 +172,7 @@ def load_line(name_or_path: str | Path) -> LineConfig:
 
 
 class Endpoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str
     kind: str
     transport: str
@@ -155,10 +180,14 @@ class Endpoint(BaseModel):
     address: Address
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
 class Endpoints(BaseModel):
     """What `waferline sim up` writes: the live address of every emulated tool."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     line: str
     time_scale: float
     pid: int | None = None
@@ -173,8 +202,8 @@ class Endpoints(BaseModel):
     @classmethod
     def read(cls, path: Path) -> Endpoints:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON, not UTF-8, NaN or Infinity
             raise ConfigError(f"{path}: cannot read endpoints file: {exc}") from exc
         return validate_model(cls, data, str(path))
 

@@ -21,7 +21,7 @@ NEVER_IN_CLEAR = ("a password is never written in a config or endpoints file: gi
 class SecretRef(BaseModel):
     """Where a secret is: exactly one of an environment variable or a 0600 file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     env: str | None = None
     file: Path | None = None
 

@@ -72,7 +72,7 @@ CONTRACT_COMMANDS = ("start", "abort", "reset")
 class Recipe(BaseModel):
     """Base of every kind's recipe: setpoints with units in the field names and ranges as bounds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def max_duration_s(self) -> float:
         """Generous upper bound of the job in tool seconds; the driver's job deadline."""
@@ -143,6 +143,8 @@ class Tool(Generic[R, S]):
     interlock_inputs: ClassVar[tuple[str, ...]]
     process_values: ClassVar[tuple[str, ...]] = ()
     run_bands: ClassVar[tuple[Band, ...]] = ()  # watched on every poll of a running job
+    # the changes to a wafer stack a job of this kind can make (flow effects: bond, layer, dice, ...)
+    stack_actions: ClassVar[frozenset[str]] = frozenset()
     result_checks: ClassVar[tuple[ResultCheck, ...]] = ()  # judged when a job completed
 
     def __init__(

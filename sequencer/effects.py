@@ -42,7 +42,7 @@ UNIT_SCALE = {"_um": 1.0, "_nm": 0.001}
 
 
 class _Effect(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 class LoadLayer(_Effect):
@@ -236,9 +236,6 @@ def check_refs(
             measured |= source == "result" and name != "nominal"
         if measured and getattr(part, "nominal", None) is None:
             problems.append(f"effect.{action}.nominal: needed for check mode when a value is a result.")
-    for action in ("plate", "edge_traces"):
-        if getattr(effect, action) is not None and kind != "plater":
-            problems.append(f"effect.{action}: needs kind plater, not {kind}")
     return problems
 
 

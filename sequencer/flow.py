@@ -35,7 +35,7 @@ MemberName = Annotated[str, Field(pattern=MEMBER_NAME)]
 class StepSpec(BaseModel):
     """One row of a flow table (or one tool operation of a multi-tool row: A2a, A2b, ...)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
     id: str = Field(pattern=r"^[A-Z][0-9]+[a-z]?$")
     fig: str
     title: str
@@ -67,6 +67,7 @@ class StepSpec(BaseModel):
                                            recipe_problems(tool.recipe_model, exc))) from None
             problems = check_refs(self.effect, self.kind, set(tool.recipe_model.model_fields),
                                   set(tool.result_model.model_fields))
+        problems += _kind_can(self.effect, self.kind)
         for action in ("layer", "plate", "remove", "update", "planarize"):
             part = getattr(self.effect, action)
             if part is not None and part.face is None and self.face is None:
@@ -76,10 +77,24 @@ class StepSpec(BaseModel):
         return self
 
 
+def _kind_can(effect: Effect, kind: str | None) -> list[str]:
+    """Every change to the stack but loading the first wafer is a tool's job, and a tool that can."""
+    problems = []
+    for action in effect.actions():
+        if action == "load":
+            continue
+        able = sorted(k for k, tool in KINDS.items() if action in tool.stack_actions)
+        if kind is None:
+            problems.append(f"effect.{action}: changes the stack, so needs a tool: kind one of {able}")
+        elif kind in KINDS and action not in KINDS[kind].stack_actions:
+            problems.append(f"effect.{action}: a {kind} cannot do it; kind one of {able}")
+    return problems
+
+
 class RepeatSpec(BaseModel):
     """Steps run once per wafer above the lowermost, bottom to top."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     repeat: Literal["above_lowermost"]
     steps: list[StepSpec] = Field(min_length=1)
 
@@ -96,7 +111,7 @@ FlowItem = Annotated[
 
 
 class Flow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     title: str
     source: str
@@ -215,7 +230,8 @@ def load_flow(name_or_path: str | Path) -> Flow:
     path = flow_path(name_or_path)
     data = read_yaml(path)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        what = "is empty: expected" if data is None else "expected"
+        raise ConfigError(f"{path}: {what} a mapping at the top level, got {type(data).__name__}")
     try:
         return Flow.model_validate(data)
     except ValidationError as exc:

@@ -45,7 +45,7 @@ class Action(StrEnum):
 class Bypass(BaseModel):
     """A temporary, journaled override of one non-safety interlock."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     interlock: str
     role: Literal["engineer", "supervisor", "maintenance"]
     reason: str = Field(min_length=10, description="why, in words an auditor can follow")

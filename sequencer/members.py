@@ -26,7 +26,7 @@ class Member(BaseModel):
     """One part of the package, bottom to top: a carrier's FRONT is its chip side, its BACK the outer
     (ball) face; a chip's FRONT is its active (bumped) surface, its BACK the non-active one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=MEMBER_NAME)
     form: Form
     carrier: CarrierType | None = Field(default=None, description="carriers only: substrate or TAB tape")
@@ -47,7 +47,7 @@ class Member(BaseModel):
 class Strip(BaseModel):
     """The panel a strip-level flow processes: its size bounds recipe areas and cuts; `units` packages."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     length_mm: float = Field(ge=50, le=310)
     width_mm: float = Field(ge=10, le=310)
     units: int = Field(ge=1, le=10000)
@@ -56,7 +56,7 @@ class Strip(BaseModel):
 class MaterialSpec(BaseModel):
     """A material grade's data-sheet figures; `family` is the recipe's material it is dispensed as."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     family: str
     insulating: bool
     modulus_gpa: float = Field(gt=0, le=500, description="elastic (tensile) modulus at 25 C")
@@ -69,7 +69,7 @@ class MaterialSpec(BaseModel):
 class WaferCount(BaseModel):
     """Stack sizes a flow runs (2-8); csp / double_sided: one wafer, flipchip: its members (Flow._single)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     default: int = Field(default=4, ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
     min: int = Field(default=WAFER_RANGE[0], ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
     max: int = Field(default=WAFER_RANGE[1], ge=WAFER_RANGE[0], le=WAFER_RANGE[1])
@@ -82,7 +82,7 @@ class WaferCount(BaseModel):
 
 
 class Substrate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     material: str = "Si"
     thickness_um: float = Field(ge=50, le=725, description="seed 001: about 50-725 um")
     diameter_mm: Literal[200, 300]

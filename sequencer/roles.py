@@ -44,7 +44,7 @@ NEEDED: dict[str, Role] = {
 
 
 class RolesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     users: dict[str, Role] = Field(default_factory=dict)
     groups: dict[str, Role] = Field(default_factory=dict)
 

@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import getpass
-import ipaddress
 import logging
 import shutil
 import socket
@@ -24,20 +23,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from drivers.netcheck import loopback_problem
+
 log = logging.getLogger(__name__)
 
-def _is_wildcard(host: str) -> bool:
-    if host in ("", "*"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:  # a host name
-        return False
-
-
 def _check_host(host: str) -> None:
-    if _is_wildcard(host):
-        raise ValueError(f"refusing to bind the MQTT broker to {host!r}: use 127.0.0.1")
+    """Listen on loopback only, judged on the resolved address ("0" is 0.0.0.0 too)."""
+    if (why := loopback_problem(host)) is not None:
+        raise ValueError(f"refusing to bind the MQTT broker: {why}")
 
 
 def _free_port(host: str) -> int:

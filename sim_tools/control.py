@@ -39,7 +39,7 @@ REPLY_LIMIT = 16 * 1024 * 1024  # a long-lived line's job ledger outgrows the de
 
 
 class _Req(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SetFault(_Req):

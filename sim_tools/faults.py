@@ -25,7 +25,7 @@ class FaultKind(StrEnum):
 
 
 class FaultSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     kind: FaultKind
     probability: float = Field(default=1.0, ge=0, le=1, description="chance per request/job")
     delay_s: float = Field(default=0.5, ge=0, le=600, description="wall seconds, for delay")

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class EmulatorSettings(BaseModel):
     """The `emulator:` block of a tool in a line config."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     seed: int | None = None
     spread: float = Field(default=0.01, ge=0, le=0.2, description="relative 1-sigma of results")
     params: dict[str, float] = Field(default_factory=dict, description="physics overrides")
@@ -71,14 +71,22 @@ class EmulatedLine:
     async def start(self) -> Endpoints:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
-            broker = await self._start_broker()
+            try:
+                broker = await self._start_broker()
+            except OSError as exc:  # e.g. the configured port is taken
+                raise ConfigError(f"line {self.config.name}: broker: cannot listen: {exc.strerror or exc}"
+                                  ) from None
             live: list[Endpoint] = []
             for i, cfg in enumerate(self.config.tools):
                 address = cfg.address
                 if isinstance(address, MqttAddress) and broker is not None:
                     address = address.model_copy(update=broker)  # the controller's login
                 if cfg.emulated:
-                    served = await self._start_tool(i, cfg, address)
+                    try:
+                        served = await self._start_tool(i, cfg, address)
+                    except OSError as exc:  # a port in use, a device that cannot be opened
+                        raise ConfigError(f"line {self.config.name}: tools.{i}({cfg.name}).address: "
+                                          f"cannot serve it: {exc.strerror or exc}") from None
                     address = address if isinstance(address, MqttAddress) else served
                 live.append(
                     Endpoint(name=cfg.name, kind=cfg.kind, transport=cfg.address.transport,
@@ -154,7 +162,10 @@ class EmulatedLine:
         where = f"line {self.config.name}: tools.{index}({cfg.name}).emulator"
         settings = validate_model(EmulatorSettings, cfg.emulator, where, ConfigError)
         seed = settings.seed if settings.seed is not None else self.config.seed * 1000 + index
-        physics = PHYSICS[cfg.kind](spread=settings.spread, params=settings.params)
+        try:
+            physics = PHYSICS[cfg.kind](spread=settings.spread, params=settings.params)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
         tool = EmulatedTool(cfg.name, physics, self.clock, FaultSet(settings.faults, seed), seed)
         self.tools[cfg.name] = tool
         if isinstance(address, MqttAddress):

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from drivers.errors import ProfileError
 from drivers.kinds import KINDS
+from drivers.profile_fit import check_fits_kind
 from drivers.profiles import PROFILE_DIR, load_profile
 from drivers.profiles.generate import GENERATORS, render_yaml
 from waferline.common import console, err_console
@@ -30,10 +31,7 @@ def check(files: list[Path] = typer.Argument(None, help="profile files (default:
             kind = KINDS.get(p.kind)
             if kind is None:
                 raise ProfileError(f"{path}: kind: {p.kind!r} not one of {sorted(KINDS)}")
-            missing = sorted(kind.required_variables() - p.variable_names())
-            missing += sorted(kind.required_commands() - p.command_names())
-            if missing:
-                raise ProfileError(f"{path}: lacks {missing} needed by kind {p.kind}")
+            check_fits_kind(p, kind, str(path))
             table.add_row(p.name, p.kind, p.transport, "[green]ok[/green]")
         except ProfileError as exc:
             bad += 1
@@ -41,7 +39,7 @@ def check(files: list[Path] = typer.Argument(None, help="profile files (default:
             err_console.print(f"[red]{exc}[/red]")
     console.print(table)
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # a bad config, like every other verb's
 
 
 @app.command("new")

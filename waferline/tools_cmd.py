@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from drivers.capture import CaptureChannel
@@ -17,7 +16,7 @@ from drivers.factory import make_tool
 from drivers.kinds import KINDS
 from drivers.line import Endpoints, LineConfig
 from drivers.tool import ToolStatus
-from drivers.validation import validate_model
+from drivers.validation import parse_yaml, read_yaml, validate_model
 from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
 from waferline.live import live_line, resolve_endpoints
 from waferline.owners import running_owners, tool_via_run
@@ -112,16 +111,18 @@ def status(line: str = LINE_OPT, endpoints: Path | None = ENDPOINTS_OPT, as_json
 def parse_recipe(kind: str, recipe_file: Path | None, sets: list[str]) -> Any:
     data: dict[str, Any] = {}
     if recipe_file is not None:
-        loaded = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
+        loaded = read_yaml(recipe_file)
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{recipe_file}: a recipe is a mapping of setpoints")
+            empty = "is empty: " if loaded is None else ""
+            raise ConfigError(f"{recipe_file}: {empty}a recipe is a mapping of setpoints")
         data.update(loaded)
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
-        data[key.strip()] = yaml.safe_load(value)
-    return validate_model(KINDS[kind].recipe_model, data, f"{kind} recipe")
+        data[key.strip()] = parse_yaml(value, f"--set {item!r}")
+    source = f"{recipe_file} ({kind} recipe)" if recipe_file is not None else f"{kind} recipe"
+    return validate_model(KINDS[kind].recipe_model, data, source)
 
 
 @app.command("run")

@@ -23,7 +23,7 @@ ALLOY_FILE = Path(__file__).resolve().parents[2] / "configs" / "materials" / "al
 class Alloy(BaseModel):
     """One solder alloy's melting range, degC."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     solidus_c: float = Field(ge=100, le=400, description="starts to melt")
     liquidus_c: float = Field(ge=100, le=400, description="fully molten: the reflow window starts here")
     note: str = ""
@@ -36,7 +36,7 @@ class Alloy(BaseModel):
 
 
 class AlloyTable(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     alloys: dict[str, Alloy] = Field(min_length=1)
 
 
@@ -102,6 +102,7 @@ class BallMounterResult(Result):
 
 class BallMounter(Tool[BallMounterRecipe, BallMounterResult]):
     kind = "ball_mounter"
+    stack_actions = frozenset({"layer", "reflow", "update"})
     recipe_model = BallMounterRecipe
     result_model = BallMounterResult
     interlock_inputs = ("door_closed", "emo_ok", "n2_ok", "exhaust_ok")

@@ -61,6 +61,7 @@ class BonderResult(Result):
 
 class Bonder(Tool[BonderRecipe, BonderResult]):
     kind = "bonder"
+    stack_actions = frozenset({"bond", "layer"})
     recipe_model = BonderRecipe
     result_model = BonderResult
     interlock_inputs = ("door_closed", "vacuum_ok", "cooling_water_ok", "emo_ok")

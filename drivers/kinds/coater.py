@@ -108,6 +108,7 @@ class CoaterResult(Result):
 
 class Coater(Tool[CoaterRecipe, CoaterResult]):
     kind = "coater"
+    stack_actions = frozenset({"layer", "remove", "update"})
     recipe_model = CoaterRecipe
     result_model = CoaterResult
     interlock_inputs = ("door_closed", "emo_ok", "exhaust_ok", "n2_ok")

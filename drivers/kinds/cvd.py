@@ -37,6 +37,7 @@ class CvdResult(Result):
 
 class Cvd(Tool[CvdRecipe, CvdResult]):
     kind = "cvd"
+    stack_actions = frozenset({"layer"})
     recipe_model = CvdRecipe
     result_model = CvdResult
     interlock_inputs = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "exhaust_ok")

@@ -29,6 +29,7 @@ class DicingSawResult(Result):
 
 class DicingSaw(Tool[DicingSawRecipe, DicingSawResult]):
     kind = "dicing_saw"
+    stack_actions = frozenset({"dice"})
     recipe_model = DicingSawRecipe
     result_model = DicingSawResult
     interlock_inputs = ("door_closed", "cooling_water_ok", "emo_ok")

@@ -63,6 +63,7 @@ class EtcherResult(Result):
 
 class Etcher(Tool[EtcherRecipe, EtcherResult]):
     kind = "etcher"
+    stack_actions = frozenset({"through_holes", "open_holes", "open_layer", "remove", "update"})
     recipe_model = EtcherRecipe
     result_model = EtcherResult
     interlock_inputs = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "cooling_water_ok")

@@ -69,6 +69,7 @@ class GrinderResult(Result):
 
 class Grinder(Tool[GrinderRecipe, GrinderResult]):
     kind = "grinder"
+    stack_actions = frozenset({"thin", "planarize"})
     recipe_model = GrinderRecipe
     result_model = GrinderResult
     interlock_inputs = ("door_closed", "emo_ok", "cooling_water_ok", "vacuum_ok")

@@ -34,6 +34,7 @@ class SputtererResult(Result):
 
 class Sputterer(Tool[SputtererRecipe, SputtererResult]):
     kind = "sputterer"
+    stack_actions = frozenset({"layer"})
     recipe_model = SputtererRecipe
     result_model = SputtererResult
     interlock_inputs = ("door_closed", "cooling_water_ok", "gas_ok", "emo_ok")

@@ -28,14 +28,14 @@ AlarmClass = Literal["safety", "process", "warning"]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 class AlarmSpec(StrictModel):
     """One alarm of the tool: its text (ALTX) and its class. A profile may write just the text, which
     means a process alarm."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True)
     text: str = Field(min_length=1)
     alarm_class: AlarmClass = Field(default="process", alias="class")
 

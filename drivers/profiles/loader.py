@@ -35,7 +35,8 @@ def resolve_profile_path(name_or_path: str | Path, base: Path | None = None) -> 
 
 def parse_profile(data: Any, source: str) -> ModbusProfile | SerialProfile | MqttProfile:
     if not isinstance(data, dict):
-        raise ProfileError(f"{source}: expected a mapping at the top level")
+        what = "is empty: expected" if data is None else "expected"
+        raise ProfileError(f"{source}: {what} a mapping at the top level")
     transport = data.get("transport")
     if transport not in TRANSPORTS:
         raise ProfileError(

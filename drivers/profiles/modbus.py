@@ -46,6 +46,9 @@ class ModbusVariable(StrictModel):
             )
         if self.scale == 0:
             raise ValueError("scale must not be 0")
+        if self.address + self.width > 65536:
+            raise ValueError(f"address {self.address} + {self.width} register(s) of {self.type} runs past "
+                             f"65535, the top of the {self.table} table")
         if self.enum is not None and self.type not in ("uint16", "int16", "uint32", "int32"):
             raise ValueError("enum variables must have an integer type")
         return self

@@ -10,6 +10,7 @@ Wire conventions (documented here once, used by driver and emulator):
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -33,6 +34,24 @@ class MqttTopics(StrictModel):
     reply: str = "{prefix}/reply/{client}"
     online: str = "{prefix}/online"
     events: str = "{prefix}/events"
+
+    @model_validator(mode="after")
+    def _templates(self) -> MqttTopics:
+        for which in ("status", "command", "reply", "online", "events"):
+            template: str = getattr(self, which)
+            fields = set(re.findall(r"{([^{}]*)}", template))
+            needed = {"prefix", "client"} if which == "reply" else {"prefix"}
+            if not needed <= fields:
+                raise ValueError(f"{which}: {template!r} lacks {{{'}, {'.join(sorted(needed - fields))}}}: "
+                                 "every tool's topics must be under its own prefix")
+            if fields - {"prefix", "client"} or any(c in template for c in "+#\x00"):
+                raise ValueError(f"{which}: {template!r} may hold only {{prefix}} and {{client}} and no "
+                                 "wildcard (+ or #)")
+            try:
+                template.format(prefix="p", client="c")
+            except (ValueError, KeyError, IndexError) as exc:
+                raise ValueError(f"{which}: {template!r} is not a topic template: {exc}") from None
+        return self
 
     def render(self, which: str, prefix: str, client: str = "") -> str:
         template: str = getattr(self, which)

@@ -48,6 +48,10 @@ def poisson(rng: random.Random, lam: float) -> int:
 
 class BallMounterPhysics(Physics):
     kind = "ball_mounter"
+    PARAMS = (
+        "align_s", "conveyor_mm_s", "cool_c_s", "load_s", "missing_ppm", "place_s_per_ball",
+        "preheat_c_s", "reflow_ramp_c_s", "soak_s"
+    )
     recipe_model = BallMounterRecipe
     interlocks = ("door_closed", "emo_ok", "n2_ok", "exhaust_ok")
 

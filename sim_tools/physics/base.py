@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import math
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,10 +45,36 @@ class Physics(ABC):
     # the process value a DRIFT fault walks off (a sensor going out of band); default: the first one
     drift_variable: ClassVar[str | None] = None
 
+    # the figures a line may override in `emulator.params`; {field} expands over a recipe field's values
+    PARAMS: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, spread: float = 0.01, params: dict[str, float] | None = None) -> None:
-        """`spread` is the relative 1-sigma scatter of results; `params` override kind defaults."""
+        """`spread` is the relative 1-sigma scatter of results; `params` override kind defaults.
+
+        ValueError for a name the kind does not know (a typo would silently change nothing) or a
+        negative or non-finite figure (every figure is a time, rate, ratio or temperature)."""
         self.spread = spread
-        self.params = params or {}
+        self.params = dict(params or {})
+        known = self.known_params()
+        unknown = sorted(set(self.params) - known)
+        if unknown:
+            raise ValueError(f"params: {unknown} unknown to the {self.kind} emulator; "
+                             f"it knows {sorted(known)}")
+        bad = sorted(n for n, v in self.params.items() if not (math.isfinite(v) and v >= 0))
+        if bad:
+            raise ValueError(f"params.{bad[0]}: {self.params[bad[0]]} is not a finite number >= 0")
+
+    @classmethod
+    def known_params(cls) -> set[str]:
+        out: set[str] = set()
+        for template in cls.PARAMS:
+            fields = re.findall(r"{(\w+)}", template)
+            if not fields:
+                out.add(template)
+                continue
+            values = get_args(cls.recipe_model.model_fields[fields[0]].annotation)
+            out.update(template.replace(f"{{{fields[0]}}}", str(v)) for v in values)
+        return out
 
     def noisy(self, rng: random.Random, value: float) -> float:
         return value * (1.0 + rng.gauss(0.0, self.spread)) if self.spread else value

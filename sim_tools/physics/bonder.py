@@ -21,6 +21,9 @@ UNLOAD_C = 80.0  # chuck temperature at which the cool-down ends and the wafer c
 
 class BonderPhysics(Physics):
     kind = "bonder"
+    PARAMS = (
+        "cooldown_s", "lamination_pumpdown_s", "pumpdown_s"
+    )
     recipe_model = BonderRecipe
     interlocks = ("door_closed", "vacuum_ok", "cooling_water_ok", "emo_ok")
 

@@ -41,6 +41,13 @@ def pv(rpm: float = 0.0, hot: float = ROOM_C, ml: float = 0.0, film: float = 0.0
 
 class CoaterPhysics(Physics):
     kind = "coater"
+    PARAMS = (
+        "dark_loss", "dispense_s", "expose_align_s", "laminate_align_s", "laminate_c", "laminate_mm_s",
+        "lamp_mw_cm2", "level_s", "pot_ml_s", "prebake_c", "prebake_s", "prime_s", "print_align_s",
+        "print_s", "purge_s", "rinse_s", "spin_dispense_ml", "strip_c", "strip_um_min",
+        "clear_dose_{material}", "develop_um_min_{material}", "shrink_{material}",
+        "spin_um_at_2000_{material}"
+    )
     recipe_model = CoaterRecipe
     interlocks = ("door_closed", "emo_ok", "exhaust_ok", "n2_ok")
 

@@ -32,6 +32,10 @@ UNIFORMITY_PCT = {"PSG": 2.0, "SiN": 1.5}
 
 class CvdPhysics(Physics):
     kind = "cvd"
+    PARAMS = (
+        "heat_c_per_min", "index_PSG", "index_SiN_200c", "pumpdown_s", "purge_s", "rate_per_c",
+        "stabilise_s", "rate_{film}"
+    )
     recipe_model = CvdRecipe
     interlocks = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "exhaust_ok")
 

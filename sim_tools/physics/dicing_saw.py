@@ -16,6 +16,9 @@ WEAR_UM_PER_M = 2.0  # blade wear per metre of cut at 30k rpm
 
 class DicingSawPhysics(Physics):
     kind = "dicing_saw"
+    PARAMS = (
+        "index_s", "spin_up_s"
+    )
     recipe_model = DicingSawRecipe
     interlocks = ("door_closed", "cooling_water_ok", "emo_ok")
 

@@ -34,6 +34,9 @@ OES_CLEARED = 0.2  # product-line emission once the film has cleared, relative t
 
 class EtcherPhysics(Physics):
     kind = "etcher"
+    PARAMS = (
+        "oes_cleared", "power_exponent", "pump_out_s", "selectivity", "stabilize_s", "rate_{process}"
+    )
     recipe_model = EtcherRecipe
     interlocks = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "cooling_water_ok")
 

@@ -26,6 +26,10 @@ SLURRY_ML_MIN = 200.0  # CMP/polish slurry [slurry_ml_min]
 
 class GrinderPhysics(Physics):
     kind = "grinder"
+    PARAMS = (
+        "chuck_s", "coolant_lpm", "gauge_sigma_um", "rinse_s", "slurry_ml_min", "spark_out_s",
+        "spin_up_s", "preston_{mode}", "ra_{mode}_nm"
+    )
     recipe_model = GrinderRecipe
     interlocks = ("door_closed", "emo_ok", "cooling_water_ok", "vacuum_ok")
 

@@ -37,6 +37,9 @@ def via_fill_pct(thickness_um: float, radius_um: float) -> float:
 
 class PlaterPhysics(Physics):
     kind = "plater"
+    PARAMS = (
+        "prewet_s", "rectifier_max_a", "rinse_dry_s", "via_fill_um", "efficiency_{metal}"
+    )
     recipe_model = PlaterRecipe
     interlocks = ("door_closed", "emo_ok", "bath_level_ok", "exhaust_ok")
 

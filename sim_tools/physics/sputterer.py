@@ -18,6 +18,9 @@ RATE_NM_S_PER_KW = {"Al": 3.0, "Cu": 4.0, "Ti": 1.5, "Cr": 2.0}
 
 class SputtererPhysics(Physics):
     kind = "sputterer"
+    PARAMS = (
+        "pumpdown_s_per_decade", "vent_s", "rate_{material}"
+    )
     recipe_model = SputtererRecipe
     interlocks = ("door_closed", "cooling_water_ok", "gas_ok", "emo_ok")
 

@@ -99,7 +99,11 @@ class ModbusToolServer:
             if self.address.host not in ("127.0.0.1", "localhost"):
                 raise ValueError("the emulator serves loopback only (host 127.0.0.1)")
             self._tcp = _TcpServer(self, self._device(), self.address.port)
-            await self._tcp.serve_forever(background=True)
+            try:
+                await self._tcp.serve_forever(background=True)
+            except RuntimeError:  # pymodbus's word for a failed bind (it logs the errno itself)
+                self._tcp = None
+                raise OSError(f"cannot listen on 127.0.0.1:{self.address.port} (in use?)") from None
             # Binding port 0 lets the kernel pick a free port atomically; read back which one.
             port = self._tcp.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             self.live = self.address.model_copy(update={"port": port, "host": "127.0.0.1"})
