@@ -188,9 +188,17 @@ class EmbeddedBroker:
         started.set_result(port)
 
     async def _shutdown_broker(self) -> None:
+        """Stop listening first, then end the sessions. amqtt closes its listeners last, after
+        closing every session; a TLS session can take longer to close than the shutdown timeout,
+        and the listener then outlived the broker with the port bound. A restart could not bind, and
+        clients queued in the dead listener's backlog until each TLS handshake timed out (seen in the
+        fault campaign's broker_restart)."""
         broker, self._broker = self._broker, None
         if broker is None:
             return
+        for server in list(getattr(broker, "_servers", {}).values()):
+            if server.instance is not None:
+                server.instance.close()
         try:
             async with asyncio.timeout(5.0):
                 await broker.shutdown()
