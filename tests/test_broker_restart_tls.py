@@ -57,8 +57,9 @@ async def test_restart_frees_the_port_despite_a_deaf_tls_client(tmp_path: Path) 
         await broker.stop()
         assert await broker.start() == port
         assert time.monotonic() - t0 < 20
+        tls = ssl.create_default_context(cafile=str(ca))
         async with aiomqtt.Client("127.0.0.1", port, username="controller", password=password,
-                                  tls_context=ssl.create_default_context(cafile=str(ca)), timeout=5) as client:
+                                  tls_context=tls, timeout=5) as client:
             await client.publish("probe", b"1", qos=1)
     finally:
         deaf.close()
