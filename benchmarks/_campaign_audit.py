@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sequencer.journal import Event
+from sequencer.run.journal import Event
 
 
 @dataclass

@@ -22,11 +22,11 @@ from benchmarks._campaign_audit import RunAudit
 from drivers.errors import WaferlineError
 from drivers.factory import make_tool
 from drivers.line import Endpoints, apply_endpoints, load_line
-from sequencer.flow import expand, load_flow
-from sequencer.journal import JournalError, read_events
-from sequencer.remote import RemoteControlError, send_command
-from sequencer.resume import replay_journal
-from sequencer.traveler import E90State, new_stack
+from sequencer.process.flow import expand, load_flow
+from sequencer.process.traveler import E90State, new_stack
+from sequencer.run.journal import JournalError, read_events
+from sequencer.run.remote import RemoteControlError, send_command
+from sequencer.run.resume import replay_journal
 from sim_tools.control import send
 
 if TYPE_CHECKING:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sequencer.run as run_module
+import sequencer.run.run as run_module
 from drivers.line import LineConfig, ToolConfig
 from drivers.profiles.base import Value
 from drivers.tool import Tool, ToolStatus
-from sequencer.control import RunState
-from sequencer.engine import Engine
-from sequencer.journal import Journal
+from sequencer.run.control import RunState
+from sequencer.run.engine import Engine
+from sequencer.run.journal import Journal
 
 T = TypeVar("T")
 

@@ -39,8 +39,8 @@ import yaml
 from benchmarks._campaign_audit import RunAudit, audit, new_ledger_entries
 from benchmarks._campaign_operator import Operator
 from drivers.line import LINE_DIR
-from sequencer.flow import expand, load_flow
-from sequencer.roles import ROLES_ENV
+from sequencer.process.flow import expand, load_flow
+from sequencer.run.roles import ROLES_ENV
 
 FAULTS = ("silence", "garble", "delay", "link_drop", "alarm", "door_open", "emo", "drift", "stuck_busy",
           "off_target", "power_cycle", "broker_restart", "kill9", "kill9_held")
@@ -94,7 +94,7 @@ class Campaign:
         ledger = await op.sim({"op": "jobs"})
         jobs = new_ledger_entries(before, ledger["ledger"])
         if op.journal is not None:
-            from sequencer.journal import read_events
+            from sequencer.run.journal import read_events
 
             audit(run, read_events(op.journal), jobs, self.tool_uids)
         run.violations += [v for t, vs in ledger["violations"].items()

@@ -6,7 +6,7 @@ Run:  python -m benchmarks.line [--stacks 25] [--time-scale 20000] [--tools 200]
 
 Part 1, throughput: `--stacks` stacks of Flow A (4 wafers each) as one lot through
 configs/lines/pools.yaml (two coaters, platers, etchers and sputterers; one of each other kind), all
-emulated in-process over their real protocols. The run's journal gives (sequencer/accounting.py):
+emulated in-process over their real protocols. The run's journal gives (sequencer/reports/accounting.py):
   throughput  completed stacks per tool-hour of makespan (first job start to last job end)
   bound       min over kinds of m_k / w_k: pool size over the mean tool time a stack occupies that
               kind (measured in this run, so the bound uses the same job times the lot saw)
@@ -32,11 +32,11 @@ import time
 from typing import Any
 
 from drivers.line import apply_endpoints, load_line
-from sequencer.accounting import account
-from sequencer.dispatcher import DispatchRule
-from sequencer.journal import read_events
-from sequencer.run import start_run
-from sequencer.rundir import JOURNAL, RUNS_DIR_ENV
+from sequencer.reports.accounting import account
+from sequencer.run.dispatcher import DispatchRule
+from sequencer.run.journal import read_events
+from sequencer.run.run import start_run
+from sequencer.run.rundir import JOURNAL, RUNS_DIR_ENV
 from sim_tools.line import EmulatedLine
 
 TARGET = 0.95

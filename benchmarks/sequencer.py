@@ -57,10 +57,10 @@ from drivers.errors import ConfigError
 from drivers.factory import make_tool
 from drivers.line import LineConfig, apply_endpoints, load_line
 from drivers.tool import Tool
-from sequencer.control import RunState
-from sequencer.flow import Step, expand, load_flow
-from sequencer.run import start_run
-from sequencer.rundir import RUNS_DIR_ENV
+from sequencer.process.flow import Step, expand, load_flow
+from sequencer.run.control import RunState
+from sequencer.run.run import start_run
+from sequencer.run.rundir import RUNS_DIR_ENV
 from sim_tools.line import EmulatedLine
 
 TARGET_MS = 0.5

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.addresses import PROFILE_TRANSPORT, Address, ModbusTcpAddress, MqttAddress, SerialAddress
 from drivers.channel import Timeouts
+from drivers.configs import SHIPPED, find
 from drivers.errors import ConfigError, ProfileError
 from drivers.kinds import KINDS
 from drivers.netcheck import loopback_problem, socket_url_host, wildcard_problem
@@ -19,7 +20,7 @@ from drivers.profiles.loader import load_profile
 from drivers.secrets import SecretRef, write_private
 from drivers.validation import read_yaml, validate_model
 
-LINE_DIR = Path(__file__).resolve().parents[1] / "configs" / "lines"
+LINE_DIR = SHIPPED / "lines"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
 
@@ -165,7 +166,7 @@ def check_profiles(line: LineConfig, base: Path | None = None) -> None:
 
 def load_line(name_or_path: str | Path) -> LineConfig:
     text = str(name_or_path)
-    path = Path(text) if text.endswith((".yaml", ".yml")) or "/" in text else LINE_DIR / f"{text}.yaml"
+    path = find("lines", text)
     line = validate_model(LineConfig, read_yaml(path), str(path))
     check_profiles(line, path.parent)
     return line

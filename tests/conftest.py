@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sequencer.roles import ROLES_ENV
+from sequencer.run.roles import ROLES_ENV
 from sim_tools.clock import VirtualClock
 
 pytest_plugins = [

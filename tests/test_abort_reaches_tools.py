@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from drivers.line import LineConfig
-from sequencer.control import RunState
-from sequencer.journal import read_events
-from sequencer.rundir import JOURNAL
-from sequencer.traveler import E90State
+from sequencer.process.traveler import E90State
+from sequencer.run.control import RunState
+from sequencer.run.journal import read_events
+from sequencer.run.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from tests.fixtures.sequencer import WAFERLINE

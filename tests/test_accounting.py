@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sequencer.accounting import LineAccounting, account
-from sequencer.journal import Event
+from sequencer.reports.accounting import LineAccounting, account
+from sequencer.run.journal import Event
 
 H = 3600.0
 T0 = datetime(2026, 11, 22, 6, 0, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from drivers.line import LINE_DIR
 from drivers.profiles.loader import PROFILE_DIR
-from sequencer.flow import FLOW_DIR
+from sequencer.process.flow import FLOW_DIR
 from waferline.cli import app
 
 runner = CliRunner()

@@ -22,8 +22,8 @@ from drivers.line import LINE_DIR, load_line
 from drivers.profile_fit import check_fits_kind
 from drivers.profiles import load_profile
 from drivers.profiles.loader import PROFILE_DIR
-from sequencer.check import check_flow
-from sequencer.flow import FLOW_DIR, load_flow
+from sequencer.process.check import check_flow
+from sequencer.process.flow import FLOW_DIR, load_flow
 from waferline.tools_cmd import parse_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "configs" / "recipes"

@@ -14,8 +14,8 @@ import pytest
 from drivers.kinds.ball_mounter import BallMounterRecipe
 from drivers.line import LineConfig, apply_endpoints, load_line
 from drivers.tool import ProcessState, ToolStatus
-from sequencer.control import RunState
-from sequencer.interlocks import (
+from sequencer.run.control import RunState
+from sequencer.run.interlocks import (
     Bypass,
     BypassRefused,
     StepContext,
@@ -23,10 +23,10 @@ from sequencer.interlocks import (
     evaluate_permissives,
     safety_names,
 )
-from sequencer.journal import read_events
-from sequencer.remote import send_command
-from sequencer.run import start_run
-from sequencer.rundir import JOURNAL
+from sequencer.run.journal import read_events
+from sequencer.run.remote import send_command
+from sequencer.run.run import start_run
+from sequencer.run.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from tests.fixtures.sequencer import WAFERLINE

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from drivers.errors import ConfigError
-from sequencer.check import CheckReport, check_flow
-from sequencer.flow import FLOW_DIR, expand, load_flow
+from sequencer.process.check import CheckReport, check_flow
+from sequencer.process.flow import FLOW_DIR, expand, load_flow
 
 Raw = dict[str, Any]
 Mutation = Callable[[Raw], object]

@@ -50,6 +50,13 @@ def endpoint(eps: Path, name: str) -> dict[str, Any]:
     return next(t for t in doc["tools"] if t["name"] == name)
 
 
+def mqtt_login(addr: dict[str, Any]) -> list[str]:
+    """mosquitto_sub's options to log in as the controller the endpoints file names (the broker
+    refuses anonymous clients and speaks TLS only)."""
+    secret = Path(addr["password"]["file"]).read_text().strip()
+    return ["-u", addr["username"], "-P", secret, "--cafile", addr["ca_file"]]
+
+
 def test_endpoints_file_describes_every_tool(sim_up: tuple[Path, Any]) -> None:
     doc = json.loads(sim_up[0].read_text())
     by_name = {t["name"]: t for t in doc["tools"]}
@@ -105,7 +112,7 @@ def test_mbpoll_reads_state_over_rtu_pty(sim_up: tuple[Path, Any]) -> None:
 def test_mosquitto_sub_gets_retained_status(sim_up: tuple[Path, Any], name: str) -> None:
     addr = endpoint(sim_up[0], name)["address"]
     res = subprocess.run(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(addr["port"]),
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(addr["port"]), *mqtt_login(addr),
          "-t", f"{addr['prefix']}/status", "-C", "1", "-W", "10"],
         capture_output=True, text=True, timeout=20,
     )
@@ -182,6 +189,7 @@ def test_alarm_set_and_clear_reports_on_events_topic(sim_up: tuple[Path, Any]) -
     eps = str(sim_up[0])
     addr = endpoint(sim_up[0], "etcher1")["address"]
     sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(addr["port"]), "-q", "1",
+                            *mqtt_login(addr),
                             "-t", f"{addr['prefix']}/events", "-C", "2", "-W", "15"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)  # let the subscription land before the alarm

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sequencer.clock import utc_now_ms, utc_now_us
+from sequencer.run.clock import utc_now_ms, utc_now_us
 
 
 def test_timestamps_are_iso_utc_and_now() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sequencer.dispatcher import Dispatcher
+from sequencer.run.dispatcher import Dispatcher
 
 
 async def test_free_tool_goes_to_the_job_with_most_steps_left_then_lot_order() -> None:

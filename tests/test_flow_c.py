@@ -8,10 +8,10 @@ import pytest
 
 from drivers.errors import ConfigError
 from drivers.line import LineConfig
-from sequencer.check import check_flow
-from sequencer.control import RunState
-from sequencer.flow import load_flow
-from sequencer.run import start_run
+from sequencer.process.check import check_flow
+from sequencer.process.flow import load_flow
+from sequencer.run.control import RunState
+from sequencer.run.run import start_run
 from sim_tools.line import EmulatedLine
 from tests.test_check_rules import Mutation, Raw, bad_flow, messages, pop, refused, spec
 

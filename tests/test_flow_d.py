@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from drivers.errors import ConfigError
 from drivers.line import LineConfig
-from sequencer.check import CheckReport, check_flow
-from sequencer.control import RunState
-from sequencer.flow import expand, load_flow
-from sequencer.run import start_run
-from sequencer.traveler import Stack
+from sequencer.process.check import CheckReport, check_flow
+from sequencer.process.flow import expand, load_flow
+from sequencer.process.traveler import Stack
+from sequencer.run.control import RunState
+from sequencer.run.run import start_run
 from sim_tools.line import EmulatedLine
 from tests.test_check_rules import Mutation, Raw, bad_flow, messages, pop, spec
 from tests.test_check_rules import refused as refused_as

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from drivers.errors import ConfigError
 from drivers.kinds import KINDS
-from sequencer.flow import FLOW_DIR, Flow, RepeatSpec, Step, StepSpec, expand, load_flow
+from sequencer.process.flow import FLOW_DIR, Flow, RepeatSpec, Step, StepSpec, expand, load_flow
 from waferline.check_cmd import key_values
 from waferline.cli import app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from sequencer.gcpause import frozen_heap
+from sequencer.run.gcpause import frozen_heap
 
 
 def test_heap_frozen_while_lots_run_and_released_after_the_last() -> None:

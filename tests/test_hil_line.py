@@ -14,8 +14,8 @@ import yaml
 from drivers.addresses import ModbusTcpAddress
 from drivers.line import LINE_DIR, LineConfig
 from drivers.profiles import ModbusProfile, load_profile
-from sequencer.control import RunState
-from sequencer.run import start_run
+from sequencer.run.control import RunState
+from sequencer.run.run import start_run
 from sim_tools.clock import VirtualClock
 from sim_tools.model import EmulatedTool
 from sim_tools.physics import PHYSICS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from sequencer.identity import ByIdentity
+from sequencer.process.identity import ByIdentity
 
 
 class Thing:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from sequencer.control import RunState
-from sequencer.journal import Event, Journal, JournalError, JournalLocked, read_events, read_run_id
-from sequencer.state import rebuild
+from sequencer.run.control import RunState
+from sequencer.run.journal import Event, Journal, JournalError, JournalLocked, read_events, read_run_id
+from sequencer.run.state import rebuild
 
 RUN = "20261122-061530-a3f9"
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -90,7 +90,7 @@ def test_second_writer_refused_reader_allowed(jpath: Path) -> None:
         j.append("note", text="first")
         with pytest.raises(JournalLocked, match=r"already open for writing by pid \d+"):
             Journal.open_existing(jpath)
-        code = f"from sequencer.journal import Journal; Journal.open_existing({str(jpath)!r})"
+        code = f"from sequencer.run.journal import Journal; Journal.open_existing({str(jpath)!r})"
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
         assert other.returncode != 0 and "JournalLocked" in other.stderr
         j.append("note", text="second")
@@ -128,7 +128,7 @@ def test_sigkill_right_after_append_keeps_every_event(jpath: Path) -> None:
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from sequencer.journal import Journal
+        from sequencer.run.journal import Journal
         j = Journal(Path({str(jpath)!r}), {RUN!r})
         for i in range({n}):
             j.append("note", text=f"event {{i}}")

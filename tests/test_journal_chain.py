@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sequencer.chain import TAMPERED_EXIT
-from sequencer.journal import Journal, read_events, verify_journal
-from sequencer.rundir import JOURNAL, SUMMARY
+from sequencer.run.chain import TAMPERED_EXIT
+from sequencer.run.journal import Journal, read_events, verify_journal
+from sequencer.run.rundir import JOURNAL, SUMMARY
 from tests.fixtures.sequencer import WAFERLINE
 
 RUN = "20261204-120000-abcd"

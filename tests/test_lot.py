@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from drivers.line import LineConfig, apply_endpoints, load_line
-from sequencer.accounting import account
-from sequencer.control import RunState
-from sequencer.journal import Event, read_events
-from sequencer.remote import send_command
-from sequencer.run import RunOutcome, start_run
-from sequencer.rundir import JOURNAL, SUMMARY, TRAVELER
-from sequencer.state import rebuild
+from sequencer.reports.accounting import account
+from sequencer.reports.write import file_report
+from sequencer.run.control import RunState
+from sequencer.run.journal import Event, read_events
+from sequencer.run.remote import send_command
+from sequencer.run.run import RunOutcome, start_run
+from sequencer.run.rundir import JOURNAL, SUMMARY, TRAVELER
+from sequencer.run.state import rebuild
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 
@@ -63,7 +64,7 @@ async def test_a_lot_of_four_stacks_completes_on_the_pools_with_no_tool_doing_tw
     pools: tuple[LineConfig, EmulatedLine], runs: Path
 ) -> None:
     config, _ = pools
-    outcome = await start_run("flow-a", config, wafers=2, stacks=4)
+    outcome = await start_run("flow-a", config, wafers=2, stacks=4, after=file_report)
     assert outcome.state is RunState.COMPLETE and outcome.claims_ok
     assert [s.stack_id for s in outcome.stacks] == [f"{outcome.run_id}-S{i}" for i in range(1, 5)]
     evs = events(outcome)
@@ -123,7 +124,7 @@ async def test_a_hold_from_one_stack_holds_the_lot_and_restart_finishes_every_st
 ) -> None:
     config, emulated = pools
     emulated.tools["mounter1"].set_interlock("n2_ok", False)  # nitrogen off before ball reflow
-    task = asyncio.create_task(start_run("flow-a", config, wafers=2, stacks=3))
+    task = asyncio.create_task(start_run("flow-a", config, wafers=2, stacks=3, after=file_report))
     run_dir = await _run_dir_when(runs, 1)
     evs = await _wait_state(run_dir, "HELD")
     held_at = max(e.seq for e in evs if e.kind == "state" and e.data["to"] == "HELD")
@@ -154,7 +155,7 @@ async def test_stop_finishes_the_jobs_in_the_chambers_and_starts_nothing_new(
 ) -> None:
     config, _ = pools
     slow = config.model_copy(update={"time_scale": 20000.0})
-    task = asyncio.create_task(start_run("flow-a", slow, wafers=2, stacks=3))
+    task = asyncio.create_task(start_run("flow-a", slow, wafers=2, stacks=3, after=file_report))
     run_dir = await _run_dir_when(runs, 8)
     assert (await send_command(run_dir, "stop", "op", "end of shift"))["ok"]
     outcome = await asyncio.wait_for(task, 60)
@@ -171,7 +172,7 @@ async def test_abort_aborts_every_job_in_a_chamber(runs: Path) -> None:
     async with EmulatedLine(slow) as emulated:
         assert emulated.endpoints is not None
         config = apply_endpoints(slow, emulated.endpoints)
-        task = asyncio.create_task(start_run("flow-a", config, wafers=2, stacks=3))
+        task = asyncio.create_task(start_run("flow-a", config, wafers=2, stacks=3, after=file_report))
         run_dir = await _run_dir_when(runs, 3)
         assert (await send_command(run_dir, "abort", "op", "smoke in bay 3"))["ok"]
         outcome = await asyncio.wait_for(task, 60)
@@ -202,7 +203,7 @@ async def held_by_an_alarm(runs: Path) -> AsyncIterator[tuple[EmulatedLine, asyn
         assert emulated.endpoints is not None
         live = apply_endpoints(config, emulated.endpoints)
         emulated.tools["coater1"].faults.set(FaultSpec(kind=FaultKind.ALARM, alarm_id=101, at_fraction=0.5))
-        task = asyncio.create_task(start_run("flow-a", live, wafers=2, stacks=3))
+        task = asyncio.create_task(start_run("flow-a", live, wafers=2, stacks=3, after=file_report))
         run_dir = await _run_dir_when(runs, 1)
         try:
             yield emulated, task, run_dir, await _wait_state(run_dir, "HELD")

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from sequencer.journal import JournalError, read_events
-from sequencer.rundir import JOURNAL
+from sequencer.run.journal import JournalError, read_events
+from sequencer.run.rundir import JOURNAL
 from sim_tools.control import send
 from tests.fixtures.sequencer import WAFERLINE, sim_up
 

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from drivers.line import LINE_DIR
-from sequencer.journal import JournalError, read_events
-from sequencer.rundir import JOURNAL
+from sequencer.run.journal import JournalError, read_events
+from sequencer.run.rundir import JOURNAL
 from sim_tools.control import send
 from tests.fixtures.sequencer import WAFERLINE, sim_up
 

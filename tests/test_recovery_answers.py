@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from drivers.line import LineConfig, apply_endpoints, load_line
-from sequencer.control import RunState
-from sequencer.flow import expand, load_flow
-from sequencer.journal import read_events
-from sequencer.remote import send_command
-from sequencer.resume import replay_journal
-from sequencer.run import RunOutcome, start_run
-from sequencer.rundir import JOURNAL
-from sequencer.traveler import E90State, new_stack
+from sequencer.process.flow import expand, load_flow
+from sequencer.process.traveler import E90State, new_stack
+from sequencer.run.control import RunState
+from sequencer.run.journal import read_events
+from sequencer.run.remote import send_command
+from sequencer.run.resume import replay_journal
+from sequencer.run.run import RunOutcome, start_run
+from sequencer.run.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from sim_tools.model import EmulatedTool

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from drivers.errors import ConfigError
-from sequencer.control import RunControl, RunState
-from sequencer.journal import Journal
-from sequencer.remote import (
+from sequencer.run.control import RunControl, RunState
+from sequencer.run.journal import Journal
+from sequencer.run.remote import (
     REMOTE_COMMANDS,
     RemoteControlError,
     RemoteControlServer,
     RunNotRunning,
     send_command,
 )
-from sequencer.rundir import (
+from sequencer.run.rundir import (
     CONTROL_SOCK,
     JOURNAL,
     create_run_dir,

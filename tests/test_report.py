@@ -18,14 +18,14 @@ import pytest
 from typer.testing import CliRunner
 
 from drivers.line import LineConfig
-from sequencer.accounting import LineAccounting
-from sequencer.control import RunState
-from sequencer.journal import Journal, JournalError, read_events
-from sequencer.remote import send_command
-from sequencer.report import ReportFiles, write_report
-from sequencer.report_data import load_run
-from sequencer.run import start_run
-from sequencer.rundir import JOURNAL, SUMMARY, TRAVELER
+from sequencer.reports.accounting import LineAccounting
+from sequencer.reports.data import load_run
+from sequencer.reports.write import ReportFiles, file_report, write_report
+from sequencer.run.control import RunState
+from sequencer.run.journal import Journal, JournalError, read_events
+from sequencer.run.remote import send_command
+from sequencer.run.run import start_run
+from sequencer.run.rundir import JOURNAL, SUMMARY, TRAVELER
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from waferline.cli import app
@@ -89,7 +89,7 @@ async def _wait_for_state(runs: Path, state: str, limit_s: float = 30) -> Path:
 
 async def test_flow_a_report(healthy: Line, runs: Path) -> None:
     config, _ = healthy
-    outcome = await start_run("flow-a", config, wafers=2)
+    outcome = await start_run("flow-a", config, wafers=2, after=file_report)
     assert outcome.state is RunState.COMPLETE
     files = write_report(outcome.directory)
     assert files.directory == outcome.directory / "report"
@@ -117,7 +117,7 @@ async def test_flow_a_report(healthy: Line, runs: Path) -> None:
 
 async def test_flow_c_report(healthy: Line, runs: Path) -> None:
     config, _ = healthy
-    outcome = await start_run("flow-c", config)
+    outcome = await start_run("flow-c", config, after=file_report)
     files = write_report(outcome.directory)
     check_pictures(files, 1)
     html = files.index_html.read_text()
@@ -131,7 +131,7 @@ async def test_flow_c_report(healthy: Line, runs: Path) -> None:
 async def test_refused_permissive_in_history_and_held_report(healthy: Line, runs: Path) -> None:
     config, emulated = healthy
     emulated.tools["mounter1"].set_interlock("n2_ok", False)  # nitrogen off before ball reflow
-    task = asyncio.create_task(start_run("flow-a", config, wafers=2))
+    task = asyncio.create_task(start_run("flow-a", config, wafers=2, after=file_report))
     run_dir = await _wait_for_state(runs, "HELD")
     held = write_report(run_dir)  # the sequencer still holds the journal open: a report reads it anyway
     data = load_run(run_dir)
@@ -162,7 +162,7 @@ async def test_refused_permissive_in_history_and_held_report(healthy: Line, runs
 async def test_aborted_run_report(healthy: Line, runs: Path) -> None:
     config, emulated = healthy
     emulated.tools["etcher1"].faults.set(FaultSpec(kind=FaultKind.DOOR_OPEN, at_fraction=0.5))
-    outcome = await asyncio.wait_for(start_run("flow-a", config, wafers=2), 30)
+    outcome = await asyncio.wait_for(start_run("flow-a", config, wafers=2, after=file_report), 30)
     assert outcome.state is RunState.ABORTED
     files = write_report(outcome.directory)
     check_pictures(files, 1)
@@ -179,7 +179,7 @@ async def test_aborted_run_report(healthy: Line, runs: Path) -> None:
 
 async def test_lot_of_three_stacks(healthy: Line, runs: Path) -> None:
     config, _ = healthy
-    outcome = await start_run("flow-c", config, stacks=3)
+    outcome = await start_run("flow-c", config, stacks=3, after=file_report)
     assert outcome.state is RunState.COMPLETE
     files = write_report(outcome.directory)
     check_pictures(files, 3)
@@ -222,7 +222,7 @@ def _as_older_run(src: Path, dst: Path) -> None:
 async def test_older_single_stack_run_directory(healthy: Line, runs: Path) -> None:
     config, emulated = healthy
     emulated.tools["mounter1"].set_interlock("n2_ok", False)
-    task = asyncio.create_task(start_run("flow-a", config, wafers=2))
+    task = asyncio.create_task(start_run("flow-a", config, wafers=2, after=file_report))
     run_dir = await _wait_for_state(runs, "HELD")
     emulated.tools["mounter1"].set_interlock("n2_ok", True)
     await send_command(run_dir, "restart", "op", "N2 back")
@@ -244,7 +244,7 @@ async def test_older_single_stack_run_directory(healthy: Line, runs: Path) -> No
 
 async def test_cli_report(healthy: Line, runs: Path) -> None:
     config, _ = healthy
-    outcome = await start_run("flow-c", config)
+    outcome = await start_run("flow-c", config, after=file_report)
     runner = CliRunner()
     result = runner.invoke(app, ["report", outcome.run_id])
     assert result.exit_code == 0, result.output

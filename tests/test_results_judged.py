@@ -15,13 +15,13 @@ import pytest
 
 from drivers.kinds import KINDS
 from drivers.line import LineConfig
-from sequencer.control import RunState
-from sequencer.flow import expand, load_flow
-from sequencer.journal import read_events
-from sequencer.remote import send_command
-from sequencer.run import start_run
-from sequencer.rundir import JOURNAL
-from sequencer.traveler import E90State
+from sequencer.process.flow import expand, load_flow
+from sequencer.process.traveler import E90State
+from sequencer.run.control import RunState
+from sequencer.run.journal import read_events
+from sequencer.run.remote import send_command
+from sequencer.run.run import start_run
+from sequencer.run.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from sim_tools.physics import PHYSICS

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from drivers.line import LineConfig
-from sequencer.journal import read_events
-from sequencer.remote import send_command
-from sequencer.roles import ROLES_ENV
-from sequencer.run import RunOutcome, start_run
-from sequencer.rundir import JOURNAL
+from sequencer.run.journal import read_events
+from sequencer.run.remote import send_command
+from sequencer.run.roles import ROLES_ENV
+from sequencer.run.run import RunOutcome, start_run
+from sequencer.run.rundir import JOURNAL
 from sim_tools.line import EmulatedLine
 from tests.fixtures.sequencer import WAFERLINE
 from tests.test_sequencer_e2e import _wait_for_state

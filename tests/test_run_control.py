@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from sequencer.control import COMMANDS, SC, TRANSITIONS, InvalidTransition, RunControl, RunState
-from sequencer.journal import Event, Journal, JournalError
-from sequencer.state import rebuild
+from sequencer.run.control import COMMANDS, SC, TRANSITIONS, InvalidTransition, RunControl, RunState
+from sequencer.run.journal import Event, Journal, JournalError
+from sequencer.run.state import rebuild
 
 S = RunState
 RUN = "20261122-061530-a3f9"
@@ -189,7 +189,7 @@ def test_failing_listener_is_logged_and_others_still_run(journal: Journal,
 
     ctl.subscribe(broken)
     ctl.subscribe(lambda old, new: seen.append(new))
-    with caplog.at_level(logging.ERROR, logger="sequencer.control"):
+    with caplog.at_level(logging.ERROR, logger="sequencer.run.control"):
         assert ctl.command("hold", who="alice") is S.HOLDING
     assert seen == [S.HOLDING] and "boom" in caplog.text
 

@@ -16,8 +16,8 @@ from drivers.factory import make_tool
 from drivers.line import LINE_DIR, Endpoint, Endpoints, LineConfig
 from drivers.secrets import SecretRef
 from drivers.validation import validate_model
-from sequencer.journal import Journal
-from sequencer.rundir import JOURNAL, create_run_dir
+from sequencer.run.journal import Journal
+from sequencer.run.rundir import JOURNAL, create_run_dir
 from sim_tools.line import EmulatedLine
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from drivers.line import LineConfig
-from sequencer.control import RunState
-from sequencer.journal import read_events
-from sequencer.remote import send_command
-from sequencer.run import RunOutcome, start_run
-from sequencer.rundir import JOURNAL
+from sequencer.run.control import RunState
+from sequencer.run.journal import read_events
+from sequencer.run.remote import send_command
+from sequencer.run.run import RunOutcome, start_run
+from sequencer.run.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 

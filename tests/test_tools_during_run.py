@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sequencer.journal import read_events
-from sequencer.rundir import JOURNAL
+from sequencer.run.journal import read_events
+from sequencer.run.rundir import JOURNAL
 from tests.fixtures.sequencer import WAFERLINE, sim_up
 
 NINE = {"bonder1", "grinder1", "plater1", "sputter1", "etcher1", "cvd1", "saw1", "coater1", "mounter1"}

@@ -17,10 +17,10 @@ import pytest
 
 from drivers.line import LineConfig
 from drivers.profiles.base import Value
-from sequencer.control import RunState
-from sequencer.journal import read_events
-from sequencer.run import start_run
-from sequencer.rundir import JOURNAL
+from sequencer.run.control import RunState
+from sequencer.run.journal import read_events
+from sequencer.run.run import start_run
+from sequencer.run.rundir import JOURNAL
 from sim_tools.faults import FaultKind, FaultSpec
 from sim_tools.line import EmulatedLine
 from sim_tools.model import EmulatedTool

@@ -7,9 +7,17 @@ from typing import Any
 import pytest
 
 from drivers.errors import ConfigError
-from sequencer.claims import check_claims
-from sequencer.flow import Step, expand, load_flow
-from sequencer.traveler import E90State, Layer, Stack, apply_step, new_stack, set_state, wafer_permissive
+from sequencer.process.claims import check_claims
+from sequencer.process.flow import Step, expand, load_flow
+from sequencer.process.traveler import (
+    E90State,
+    Layer,
+    Stack,
+    apply_step,
+    new_stack,
+    set_state,
+    wafer_permissive,
+)
 
 AT = "2024-05-01T12:00:00+00:00"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sequencer.journal import read_events
-from sequencer.rundir import CONTROL_SOCK, JOURNAL, PID
+from sequencer.run.journal import read_events
+from sequencer.run.rundir import CONTROL_SOCK, JOURNAL, PID
 from tests.fixtures.sequencer import WAFERLINE, sim_up
 from tests.test_recovery import kill_mid_step
 

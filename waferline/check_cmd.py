@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from drivers.errors import ConfigError
-from sequencer.check import CheckReport, check_flow
-from sequencer.flow import Step, load_flow
+from sequencer.process.check import CheckReport, check_flow
+from sequencer.process.flow import Step, load_flow
 from waferline.common import console, err_console
 
 KEY_VALUES = 6  # recipe values shown per step: the ones the flow file sets, in file order

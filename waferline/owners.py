@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sequencer.remote import RemoteControlError, send_command
-from sequencer.rundir import CONTROL_SOCK, list_runs, live_pid, runs_dir
+from sequencer.run.remote import RemoteControlError, send_command
+from sequencer.run.rundir import CONTROL_SOCK, list_runs, live_pid, runs_dir
 
 TOOL_OP_TIMEOUT_S = 15.0  # an abort is read back for up to 5 s; a silent tool takes its request timeout
 

@@ -10,12 +10,12 @@ import typer
 from rich.table import Table
 
 from drivers.errors import WaferlineError
-from sequencer.accounting import HOUR
-from sequencer.chain import TAMPERED_EXIT, JournalTampered
-from sequencer.journal import require_intact
-from sequencer.report import ReportFiles, render_report
-from sequencer.report_data import RunData, load_run
-from sequencer.rundir import JOURNAL, run_dir
+from sequencer.reports.accounting import HOUR
+from sequencer.reports.data import RunData, load_run
+from sequencer.reports.write import ReportFiles, render_report
+from sequencer.run.chain import TAMPERED_EXIT, JournalTampered
+from sequencer.run.journal import require_intact
+from sequencer.run.rundir import JOURNAL, run_dir
 from waferline.common import console, err_console
 
 

@@ -18,13 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from drivers.errors import WaferlineError
-from sequencer.chain import TAMPERED_EXIT, JournalTampered
-from sequencer.control import InvalidTransition, RunControl
-from sequencer.holdpolicy import HoldPolicy
-from sequencer.remote import send_command
-from sequencer.resume import resume_run
-from sequencer.run import RunOutcome, start_run
-from sequencer.rundir import run_dir
+from sequencer.run.chain import TAMPERED_EXIT, JournalTampered
+from sequencer.run.control import InvalidTransition, RunControl
+from sequencer.run.holdpolicy import HoldPolicy
+from sequencer.run.remote import send_command
+from sequencer.run.resume import resume_run
+from sequencer.run.run import RunOutcome, start_run
+from sequencer.run.rundir import run_dir
 from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
 from waferline.live import EMBEDDED, live_line, resolve_endpoints
 
@@ -45,6 +45,9 @@ class ProgressObserver:
         self.many = stacks > 1
 
     def __call__(self, event: str, step: Any, info: dict[str, Any]) -> None:
+        if event == "planned":  # the run's own count of its steps: the CLI never loads the flow itself
+            self.progress.update(self.task, total=info["steps"], completed=info.get("done", 0))
+            return
         if event == "abort_unconfirmed":
             self.progress.console.print(f"[red]abort of {info['tool']} NOT confirmed: {info['reason']}; "
                                         "go to the tool[/red]")
@@ -117,18 +120,24 @@ def _throughput(report: Path) -> None:
 
 def _go(coro_factory: Any, line: str, endpoints: Path | None, time_scale: float | None) -> None:
     config = load_line_or_exit(line)
-    if time_scale is not None:
-        config = config.model_copy(update={"time_scale": time_scale})
     try:
         live = resolve_endpoints(line, endpoints)
     except WaferlineError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    if live is not None and time_scale is not None and time_scale != live.time_scale:
+        err_console.print(f"[red]--time-scale {time_scale:g} differs from the running emulators' "
+                          f"{live.time_scale:g} (their endpoints file): the drivers must run at the "
+                          "emulators' scale; leave --time-scale out[/red]")
+        raise typer.Exit(2)
+    if live is not None and live.time_scale != config.time_scale:
+        console.print(f"time scale {live.time_scale:g}: the running emulators' (endpoints file), not the "
+                      f"line config's {config.time_scale:g}")
+    if time_scale is not None:
+        config = config.model_copy(update={"time_scale": time_scale})
 
     async def main() -> RunOutcome:
         async with live_line(config, live) as (resolved, source):
-            if time_scale is not None:
-                resolved = resolved.model_copy(update={"time_scale": time_scale})
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console, transient=False) as progress:
                 return await coro_factory(resolved, progress, source == EMBEDDED)
@@ -162,13 +171,10 @@ def run(
     policy = _hold_policy(on_hold, hold_timeout)
 
     async def factory(resolved: Any, progress: Progress, _embedded: bool) -> RunOutcome:
-        from sequencer.flow import expand, load_flow
-
-        total = len(expand(load_flow(flow), wafers)) * stacks
-        observer = ProgressObserver(progress, total, stacks)
+        observer = ProgressObserver(progress, 0, stacks)
         return await start_run(flow, resolved, wafers=wafers, stacks=stacks, observer=observer,
                                on_control=stop_on_ctrl_c, sync=journal_sync,  # type: ignore[arg-type]
-                               hold_policy=policy)
+                               hold_policy=policy, after=file_report)
 
     _go(factory, line, endpoints, time_scale)
 
@@ -189,9 +195,16 @@ def resume(run_id: str, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT,
                     "or real tools to recover jobs from the tools themselves.")
             progress.console.print(f"[yellow]{note}[/yellow]")
         return await resume_run(run_id, resolved, observer=observer, on_control=stop_on_ctrl_c, note=note,
-                                hold_policy=policy)
+                                hold_policy=policy, after=file_report)
 
     _go(factory, line, endpoints, time_scale)
+
+
+async def file_report(directory: Path) -> None:
+    """Once a run has filed its summary: its report (matplotlib, ~40 MB, loaded only now)."""
+    from sequencer.reports.write import file_report as write
+
+    await write(directory)
 
 
 def _hold_policy(on_hold: str, timeout_s: float) -> HoldPolicy:

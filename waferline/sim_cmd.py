@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -45,21 +45,56 @@ async def _serve(line_name: str, endpoints_file: Path, run_dir: Path | None) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    refuse_live_endpoints(endpoints_file)
     line = EmulatedLine(config, run_dir=run_dir)
+    written: Endpoints | None = None
     try:
         endpoints = await line.start()
         endpoints_file.parent.mkdir(parents=True, exist_ok=True)
+        refuse_live_endpoints(endpoints_file)  # again: another line may have started meanwhile
         endpoints.write(endpoints_file)
+        written = endpoints
         console.print(endpoints_table(endpoints))
         console.print(f"endpoints written to {endpoints_file}; Ctrl-C or SIGTERM stops the line")
         await stop.wait()
     finally:
         await line.stop()
-        with contextlib.suppress(FileNotFoundError):
-            endpoints_file.unlink()  # noqa: ASYNC240 - one local unlink at shutdown
+        if written is not None:
+            remove_own_endpoints(endpoints_file, written)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     console.print("line stopped")
+
+
+def refuse_live_endpoints(path: Path) -> None:
+    """Never overwrite the endpoints file of a line whose `sim up` still lives: its users would lose
+    the way to its tools. A file of a dead process (or unreadable) is stale and may go."""
+    try:
+        pid = Endpoints.read(path).pid
+    except ConfigError:
+        return
+    if pid is not None and pid != os.getpid() and _alive(pid):
+        raise ConfigError(f"{path}: the endpoints of a line still running (sim up, pid {pid}); stop it "
+                          "first, or give another --endpoints-file")
+
+
+def remove_own_endpoints(path: Path, written: Endpoints) -> None:
+    """Remove the endpoints file at shutdown only if it is still the one this process wrote."""
+    try:
+        if Endpoints.read(path).pid == written.pid == os.getpid():
+            path.unlink()
+    except (ConfigError, OSError):
+        pass  # replaced, removed or unreadable: not ours to delete
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user
+    return True
 
 
 @app.command("up")

@@ -11,9 +11,9 @@ import json
 import typer
 
 from drivers.errors import WaferlineError
-from sequencer.chain import TAMPERED_EXIT
-from sequencer.journal import verify_journal
-from sequencer.rundir import JOURNAL, SUMMARY, run_dir
+from sequencer.run.chain import TAMPERED_EXIT
+from sequencer.run.journal import verify_journal
+from sequencer.run.rundir import JOURNAL, SUMMARY, run_dir
 from waferline.common import console, err_console
 
 

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.configs import SHIPPED
 from drivers.judgement import Band, Limit, ResultCheck
 from drivers.tool import Recipe, Result, Tool
 from drivers.validation import read_yaml, validate_model
 
-ALLOY_FILE = Path(__file__).resolve().parents[2] / "configs" / "materials" / "alloys.yaml"
+ALLOY_FILE = SHIPPED / "materials" / "alloys.yaml"
 
 
 class Alloy(BaseModel):

@@ -74,7 +74,7 @@ class PlaterResult(Result):
 
 class Plater(Tool[PlaterRecipe, PlaterResult]):
     kind = "plater"
-    stack_actions = frozenset({"plate", "edge_traces"})
+    stack_actions = frozenset({"plate", "edge_traces", "layer"})
     recipe_model = PlaterRecipe
     result_model = PlaterResult
     interlock_inputs = ("door_closed", "emo_ok", "bath_level_ok", "exhaust_ok")

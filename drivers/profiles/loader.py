@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from drivers.configs import SHIPPED, find, names
 from drivers.errors import ProfileError
 from drivers.profiles.modbus import ModbusProfile
 from drivers.profiles.mqtt import MqttProfile
 from drivers.profiles.serial import SerialProfile
 from drivers.validation import describe_validation_error, read_yaml
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "profiles"
+PROFILE_DIR = SHIPPED / "profiles"
 
 AnyProfile = Annotated[
     ModbusProfile | SerialProfile | MqttProfile, Field(discriminator="transport")
@@ -23,14 +24,15 @@ TRANSPORTS = ("modbus", "serial", "mqtt")
 
 
 def resolve_profile_path(name_or_path: str | Path, base: Path | None = None) -> Path:
-    """A bare name looks in configs/profiles; anything with a suffix or a slash is a path."""
+    """A bare name is looked up (drivers/configs.py: --config-dir, ./configs, shipped); anything with
+    a suffix or a slash is a path (relative to `base`, the line's directory, if given)."""
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text:
         path = Path(text)
         if not path.is_absolute() and base is not None:
             path = base / path
         return path
-    return PROFILE_DIR / f"{text}.yaml"
+    return find("profiles", text, ProfileError)
 
 
 def parse_profile(data: Any, source: str) -> ModbusProfile | SerialProfile | MqttProfile:
@@ -59,8 +61,7 @@ def load_profile(name_or_path: str | Path, base: Path | None = None) -> Profile:
     try:
         st = path.stat()
     except OSError:
-        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-        raise ProfileError(f"{path}: no such profile; shipped profiles: {', '.join(known)}") from None
+        raise ProfileError(f"{path}: no such profile; there are: {', '.join(names('profiles'))}") from None
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     cached = _CACHE.get(key)
     if cached is not None:

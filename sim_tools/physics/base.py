@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
+from drivers.kinds import KINDS
 from drivers.profiles.base import Value
 from drivers.tool import Recipe
 
@@ -41,7 +42,6 @@ class Plan:
 class Physics(ABC):
     kind: ClassVar[str]
     recipe_model: ClassVar[type[Recipe]]
-    interlocks: ClassVar[tuple[str, ...]]
     # the process value a DRIFT fault walks off (a sensor going out of band); default: the first one
     drift_variable: ClassVar[str | None] = None
 
@@ -63,6 +63,11 @@ class Physics(ABC):
         bad = sorted(n for n, v in self.params.items() if not (math.isfinite(v) and v >= 0))
         if bad:
             raise ValueError(f"params.{bad[0]}: {self.params[bad[0]]} is not a finite number >= 0")
+
+    @property
+    def interlocks(self) -> tuple[str, ...]:
+        """The kind's interlock inputs, as its driver declares them (never restated here)."""
+        return KINDS[self.kind].interlock_inputs
 
     @classmethod
     def known_params(cls) -> set[str]:

@@ -25,7 +25,6 @@ class BonderPhysics(Physics):
         "cooldown_s", "lamination_pumpdown_s", "pumpdown_s"
     )
     recipe_model = BonderRecipe
-    interlocks = ("door_closed", "vacuum_ok", "cooling_water_ok", "emo_ok")
 
     def idle_values(self) -> dict[str, Value]:
         return {"chuck_temp_c": ROOM_C, "applied_force_kn": 0.0, "chamber_pressure_mbar": ATM_MBAR}

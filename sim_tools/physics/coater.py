@@ -49,7 +49,6 @@ class CoaterPhysics(Physics):
         "spin_um_at_2000_{material}"
     )
     recipe_model = CoaterRecipe
-    interlocks = ("door_closed", "emo_ok", "exhaust_ok", "n2_ok")
 
     def idle_values(self) -> dict[str, Value]:
         return pv()

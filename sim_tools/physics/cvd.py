@@ -37,7 +37,6 @@ class CvdPhysics(Physics):
         "stabilise_s", "rate_{film}"
     )
     recipe_model = CvdRecipe
-    interlocks = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "exhaust_ok")
 
     def idle_values(self) -> dict[str, Value]:
         return {"chamber_pressure_torr": ATM_TORR, "susceptor_temp_c": ROOM_C, "deposited_nm": 0.0}

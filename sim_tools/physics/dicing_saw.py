@@ -20,7 +20,6 @@ class DicingSawPhysics(Physics):
         "index_s", "spin_up_s"
     )
     recipe_model = DicingSawRecipe
-    interlocks = ("door_closed", "cooling_water_ok", "emo_ok")
 
     def __init__(self, spread: float = 0.01, params: dict[str, float] | None = None) -> None:
         super().__init__(spread, params)

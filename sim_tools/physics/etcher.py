@@ -38,7 +38,6 @@ class EtcherPhysics(Physics):
         "oes_cleared", "power_exponent", "pump_out_s", "selectivity", "stabilize_s", "rate_{process}"
     )
     recipe_model = EtcherRecipe
-    interlocks = ("door_closed", "emo_ok", "vacuum_ok", "gas_ok", "cooling_water_ok")
 
     def idle_values(self) -> dict[str, Value]:
         return {"chamber_pressure_mtorr": BASE_MTORR, "rf_power_fwd_w": 0.0, "oes_intensity": 0.0,

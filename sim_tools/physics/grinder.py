@@ -31,7 +31,6 @@ class GrinderPhysics(Physics):
         "spin_up_s", "preston_{mode}", "ra_{mode}_nm"
     )
     recipe_model = GrinderRecipe
-    interlocks = ("door_closed", "emo_ok", "cooling_water_ok", "vacuum_ok")
 
     def idle_values(self) -> dict[str, Value]:
         return {"gauge_thickness_um": 0.0, "spindle_speed_rpm": 0.0, "slurry_flow_ml_min": 0.0,

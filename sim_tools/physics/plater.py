@@ -41,7 +41,6 @@ class PlaterPhysics(Physics):
         "prewet_s", "rectifier_max_a", "rinse_dry_s", "via_fill_um", "efficiency_{metal}"
     )
     recipe_model = PlaterRecipe
-    interlocks = ("door_closed", "emo_ok", "bath_level_ok", "exhaust_ok")
 
     def idle_values(self) -> dict[str, Value]:
         return {"rectifier_current_a": 0.0, "bath_temperature_c": IDLE_BATH_C, "deposited_um": 0.0}

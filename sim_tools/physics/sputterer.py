@@ -22,7 +22,6 @@ class SputtererPhysics(Physics):
         "pumpdown_s_per_decade", "vent_s", "rate_{material}"
     )
     recipe_model = SputtererRecipe
-    interlocks = ("door_closed", "cooling_water_ok", "gas_ok", "emo_ok")
 
     def idle_values(self) -> dict[str, Value]:
         return {"chamber_pressure_torr": ATM_TORR, "deposited_nm": 0.0}
