@@ -60,7 +60,8 @@ def test_config_dir_comes_before_the_current_directory_and_the_shipped_configs(t
     mine, cwd = tmp_path / "mine", tmp_path / "cwd"
     for root, title in ((mine, "from --config-dir"), (cwd / "configs", "from the current directory")):
         (root / "flows").mkdir(parents=True)
-        (root / "flows" / "flow-x.yaml").write_text(yaml.safe_dump({**flow, "name": "flow-x", "title": title}))
+        doc = {**flow, "name": "flow-x", "title": title}
+        (root / "flows" / "flow-x.yaml").write_text(yaml.safe_dump(doc))
     monkeypatch.chdir(cwd)
     assert "from the current directory" in said("flows")[1]
     assert "from --config-dir" in said("--config-dir", str(mine), "flows")[1]
@@ -74,7 +75,8 @@ def test_config_dir_comes_before_the_current_directory_and_the_shipped_configs(t
 def live_line(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     eps = tmp_path / "eps.json"
     proc = subprocess.Popen([*WAFERLINE, "sim", "up", "--endpoints-file", str(eps), "--run-dir",
-                             str(tmp_path / "sim")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(tmp_path / "sim")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.monotonic() + 60
     while not eps.exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
@@ -105,7 +107,7 @@ def test_sim_up_leaves_a_file_it_did_not_write(live_line: tuple[Path, subprocess
 
 def test_time_scale_must_match_the_running_emulators(live_line: tuple[Path, subprocess.Popen[str]]) -> None:
     eps, _ = live_line
-    res = subprocess.run([*WAFERLINE, "run", "--endpoints", str(eps), "--time-scale", "5"], capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run([*WAFERLINE, "run", "--endpoints", str(eps), "--time-scale", "5"],
+                         capture_output=True, text=True, timeout=60)
     text = " ".join(res.stderr.split())
     assert res.returncode == 2 and "--time-scale 5 differs from the running emulators' 20000" in text, text
