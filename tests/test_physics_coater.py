@@ -172,7 +172,7 @@ async def test_losing_n2_mid_cure_aborts_with_partial_shrinkage() -> None:
 
 
 def test_driver_and_physics_agree() -> None:
-    assert Coater.interlock_inputs == CoaterPhysics.interlocks
+    assert Coater.interlock_inputs == CoaterPhysics().interlocks
     assert set(Coater.process_values) == set(CoaterPhysics().idle_values())
     assert set(Coater.result_variables()) == set(CoaterPhysics().initial_results())
 

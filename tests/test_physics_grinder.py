@@ -130,7 +130,7 @@ async def test_refusals(clock: VirtualClock, change: dict[str, Value], why: str)
 
 
 def test_driver_and_physics_agree() -> None:
-    assert Grinder.interlock_inputs == GrinderPhysics.interlocks
+    assert Grinder.interlock_inputs == GrinderPhysics().interlocks
     assert set(Grinder.process_values) == set(GrinderPhysics().idle_values())
     assert set(Grinder.result_variables()) == set(GrinderPhysics().initial_results())
 

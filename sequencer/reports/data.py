@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sequencer.process.traveler import Stack
 from sequencer.reports.accounting import LineAccounting, account
 from sequencer.reports.timeline import FINAL, epoch
+from sequencer.run import events as ev_
 from sequencer.run.journal import Event, JournalError, read_events
 from sequencer.run.rundir import JOURNAL, SUMMARY, TRAVELER, live_pid
 from sequencer.run.state import rebuild
@@ -103,8 +104,8 @@ def _json(path: Path) -> Any:
 def _travelers(directory: Path, events: list[Event]) -> list[Stack]:
     filed = _json(directory / TRAVELER)
     if filed is None:
-        last = next((e.data for e in reversed(events) if e.kind == "traveler"), None)
-        filed = None if last is None else {"stacks": last.get("stacks") or [last.get("stack")]}
+        last = next((b for e in reversed(events) if isinstance(b := e.body, ev_.TravelerFiled)), None)
+        filed = None if last is None else {"stacks": last.stacks or ([last.stack] if last.stack else [])}
     raw = filed.get("stacks", [filed]) if isinstance(filed, dict) else []
     out = []
     for doc in raw:
@@ -128,41 +129,35 @@ def _claims(summary: Any, stack_id: str, first: str) -> list[Claim]:
 
 def _tool_finder(events: list[Event], default: str) -> dict[tuple[str, str], str]:
     """(stack, uid) -> the tool of its last start: older journals omit the tool of refusals and trips."""
-    out: dict[tuple[str, str], str] = {}
-    for e in events:
-        if e.kind == "step_started":
-            out[(str(e.data.get("stack") or default), str(e.data.get("uid")))] = str(e.data["tool"])
-    return out
+    return {(b.stack or default, b.uid): str(b.tool) for e in events
+            if isinstance(b := e.body, ev_.StepStarted)}
 
 
-def _row(ev: Event) -> tuple[str, str, str, str] | None:
+def _row(b: ev_.Body) -> tuple[str, str, str, str] | None:
     """(interlock, reason, action, who) for a history event, None to skip it."""
-    d, kind = ev.data, ev.kind
-    if kind == "permissive_refused":
-        return str(d.get("interlock")), str(d.get("reason")), "permissive refused: not started", "sequencer"
-    if kind == "interlock_tripped":
-        return str(d.get("interlock")), str(d.get("reason")), f"tripped: {d.get('action')}", "sequencer"
-    if kind == "alarm":
-        return f"alarm {d.get('alarm_id')}", str(d.get("text")), "tool alarm", "tool"
-    if kind == "step_failed":
-        state = d.get("wafer_state") or ("not started" if d.get("started") is False else "?")
-        return str(d.get("error")), str(d.get("reason")), f"job failed; wafer {state}", "sequencer"
-    if kind == "step_unknown":
-        return "outcome_unknown", str(d.get("reason")), "wafer UNKNOWN", "sequencer"
-    if kind == "step_recovered":
-        return "recovery", f"job {d.get('job_id')}", f"tool says {d.get('outcome')}", "sequencer"
-    if kind == "bypass":
-        return (str(d.get("interlock")), str(d.get("reason")),
-                f"bypass granted ({d.get('role')}) until {d.get('expires_at')}", str(d.get("who")))
-    if kind == "stack_scrapped":
-        action = f"stack scrapped: wafers {d.get('wafers')} ABORTED"
-        return "disposition", str(d.get("why")), action, str(d.get("who"))
-    if kind == "bypass_used":
-        return str(d.get("interlock")), str(d.get("reason")), f"bypassed ({d.get('role')})", str(d.get("who"))
-    if kind == "state" and d.get("to") in HISTORY_STATES:
-        who = str(d.get("who", ""))
-        lock = who.removeprefix("interlock:") if who.startswith("interlock:") else "-"
-        return lock, str(d.get("why", "")), f"run {d.get('command')}: {d.get('from')} -> {d.get('to')}", who
+    match b:
+        case ev_.PermissiveRefused():
+            return b.interlock, b.reason, "permissive refused: not started", "sequencer"
+        case ev_.InterlockTripped():
+            return b.interlock, b.reason, f"tripped: {b.action}", "sequencer"
+        case ev_.AlarmSeen():
+            return f"alarm {b.alarm_id}", b.text, "tool alarm", "tool"
+        case ev_.StepFailed():
+            state = b.wafer_state or ("not started" if b.started is False else "?")
+            return b.error, b.reason, f"job failed; wafer {state}", "sequencer"
+        case ev_.StepUnknown():
+            return "outcome_unknown", b.reason, "wafer UNKNOWN", "sequencer"
+        case ev_.StepRecovered():
+            return "recovery", f"job {b.job_id}", f"tool says {b.outcome}", "sequencer"
+        case ev_.BypassGranted():
+            return b.interlock, b.reason, f"bypass granted ({b.role}) until {b.expires_at}", b.who
+        case ev_.StackScrapped():
+            return "disposition", b.why, f"stack scrapped: wafers {b.wafers} ABORTED", b.who
+        case ev_.BypassUsed():
+            return b.interlock, b.reason, f"bypassed ({b.role})", b.who
+        case ev_.StateChanged() if b.to in HISTORY_STATES:
+            lock = b.who.removeprefix("interlock:") if b.who.startswith("interlock:") else "-"
+            return lock, b.why, f"run {b.command}: {b.from_} -> {b.to}", b.who
     return None
 
 
@@ -171,15 +166,21 @@ def history(events: list[Event], acc: LineAccounting, run_id: str, default: str)
     t0 = epoch(acc.window_start)
     rows = []
     for ev in events:
-        row = _row(ev) if ev.kind in HISTORY_KINDS else None
+        b = ev.body
+        row = _row(b) if ev.kind in HISTORY_KINDS else None
         if row is None:
             continue
-        d = ev.data
-        stack = str(d.get("stack") or default) if "uid" in d or "stack" in d else ""
-        tool = str(d.get("tool") or tools.get((stack, str(d.get("uid"))), "-")) if "uid" in d else "-"
+        stack = uid = ""
+        if isinstance(b, ev_.StepBody | ev_.AlarmSeen):
+            stack, uid = b.stack or default, str(b.uid)
+        elif isinstance(b, ev_.StackScrapped):
+            stack = b.stack or default
+        tool = "-"
+        if isinstance(b, ev_.StepBody | ev_.AlarmSeen):
+            tool = b.tool or tools.get((stack, uid), "-")
         hours = (epoch(ev.ts) - t0) * acc.time_scale / 3600
         rows.append(HistoryRow(ts=ev.ts, hours=hours, stack=short_id(run_id, stack) if stack else "-",
-                               step=str(d.get("uid", "-")), tool=tool, interlock=row[0], reason=row[1],
+                               step=uid or "-", tool=tool, interlock=row[0], reason=row[1],
                                action=row[2], who=row[3]))
     return rows
 
@@ -197,16 +198,16 @@ def load_run(directory: Path) -> RunData:
     travelers = {s.stack_id: s for s in _travelers(directory, events)}
     ids = acc.stacks + [sid for sid in travelers if sid not in acc.stacks]
     first = ids[0] if ids else snap.stack_id
-    scraps = {str(e.data.get("stack")): f"scrapped by {e.data.get('who')}: {e.data.get('why')}"
-              for e in events if e.kind == "stack_scrapped"}
+    scraps = {b.stack: f"scrapped by {b.who}: {b.why}" for e in events
+              if isinstance(b := e.body, ev_.StackScrapped)}
     stacks = []
     for sid in ids:
         claims = _claims(summary, sid, first)
         stacks.append(StackView(stack_id=sid, short=short_id(snap.run_id, sid), traveler=travelers.get(sid),
                                 claims=claims, claims_ok=bool(claims) and all(c.ok for c in claims),
                                 completed=sid in acc.stacks_completed, scrapped=scraps.get(sid)))
-    created = next((e.data for e in events if e.kind == "run_created"), {})
+    created = next((b for e in events if isinstance(b := e.body, ev_.RunCreated)), None)
     return RunData(
         run_id=snap.run_id, directory=directory, flow=snap.flow, line=snap.line, wafers=snap.wafers,
-        state=str(snap.state), held_reason=snap.held_reason, steps=[str(s) for s in created.get("steps", [])],
+        state=str(snap.state), held_reason=snap.held_reason, steps=list(created.steps) if created else [],
         stacks=stacks, accounting=acc, history=history(events, acc, snap.run_id, first))

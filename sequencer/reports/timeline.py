@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from sequencer.run import events as ev_
 from sequencer.run.journal import Event
 
 Outcome = Literal["completed", "failed", "rejected", "unknown", "not_started", "open"]
@@ -72,20 +73,22 @@ class Timeline:
     def __init__(self, events: list[Event], until: str | None = None) -> None:
         if not events:
             raise ValueError("an empty journal has no timeline")
-        created = next((e.data for e in events if e.kind == "run_created"), {})
-        self.scale = float(created.get("time_scale") or 1.0)
-        self.stacks: list[str] = [str(s) for s in created.get("stacks") or [created.get("stack_id") or "S1"]]
-        self.default = str(created.get("stack_id") or self.stacks[0])
-        self.steps: list[str] = [str(s) for s in created.get("steps") or []]
-        self.pools: dict[str, list[str]] = {str(k): list(v) for k, v in (created.get("pools") or {}).items()}
-        opening = next((e for e in events if e.kind == "state" and e.data.get("to") == "EXECUTE"),
+        created = next((b for e in events if isinstance(b := e.body, ev_.RunCreated)), None)
+        self.scale = float(created.time_scale or 1.0) if created else 1.0
+        first = created.stack_id if created and created.stack_id else "S1"
+        self.stacks: list[str] = list(created.stacks) if created and created.stacks else [first]
+        self.default = created.stack_id if created and created.stack_id else self.stacks[0]
+        self.steps: list[str] = list(created.steps) if created else []
+        self.pools: dict[str, list[str]] = {k: list(v) for k, v in created.pools.items()} if created else {}
+        opening = next((e for e in events if isinstance(b := e.body, ev_.StateChanged) and b.to == "EXECUTE"),
                        next((e for e in events if e.kind == "step_started"), events[0]))
         self.origin_ts, self.t0 = opening.ts, epoch(opening.ts)
         self.end = max(0.0, self.t(events[-1].ts), self.t(until) if until else 0.0)
-        self.final_state = next((str(e.data["to"]) for e in reversed(events) if e.kind == "state"), "IDLE")
-        self.tools_seen = {str(e.data["tool"]): str(e.data.get("kind") or "?")
-                           for e in events if e.kind == "step_started"}
-        self._starts = [(e.seq, self.key(e), str(e.data["tool"])) for e in events if e.kind == "step_started"]
+        self.final_state = next((b.to for e in reversed(events) if isinstance(b := e.body, ev_.StateChanged)),
+                                "IDLE")
+        starts = [(e, b) for e in events if isinstance(b := e.body, ev_.StepStarted)]
+        self.tools_seen = {str(b.tool): b.tool_kind or "?" for _, b in starts}
+        self._starts = [(e.seq, self.key(e), str(b.tool)) for e, b in starts]
         self.jobs: list[Job] = []
         self.holds: list[Span] = []
         self.downs: list[Span] = []
@@ -108,7 +111,10 @@ class Timeline:
         return (epoch(ts) - self.t0) * self.scale
 
     def key(self, ev: Event) -> Key:
-        return str(ev.data.get("stack") or self.default), str(ev.data.get("uid"))
+        b = ev.body
+        if isinstance(b, ev_.StepBody | ev_.AlarmSeen):
+            return b.stack or self.default, str(b.uid)
+        return self.default, "None"
 
     def known_tools(self) -> set[str]:
         return set(self.tools_seen) | {n for names in self.pools.values() for n in names}
@@ -121,19 +127,22 @@ class Timeline:
         return next((n for n in sorted(self.known_tools()) if re.search(rf"\b{re.escape(n)}\b", text)), None)
 
     def tool_of(self, ev: Event) -> str | None:
-        tool = ev.data.get("tool")
+        b = ev.body
+        tool = b.tool if isinstance(b, ev_.StepBody | ev_.AlarmSeen) else None
         if tool and tool != "-":
-            return str(tool)
+            return tool
         key = self.key(ev)
         job = self._open.get(key) or self._last.get(key)
         if job is not None:
             return job.tool
         later = next((t for seq, k, t in self._starts if k == key and seq > ev.seq), None)
-        return later or self.named_in(str(ev.data.get("reason", "")))
+        return later or self.named_in(b.reason if isinstance(b, ev_.StepBody) else "")
 
     # --- span bookkeeping ------------------------------------------------------------------------
     def _mark(self, at: float, what: MarkKind, tool: str | None, ev: Event, text: str) -> None:
-        stack, uid = self.key(ev) if "uid" in ev.data else (None, None)
+        b = ev.body
+        has_step = isinstance(b, ev_.StepBody) or (isinstance(b, ev_.AlarmSeen) and b.uid is not None)
+        stack, uid = self.key(ev) if has_step else (None, None)
         self.marks.append(Mark(at=at, what=what, tool=tool, stack=stack, uid=uid, text=text))
 
     def _go_down(self, tool: str | None, at: float, why: str) -> None:
@@ -181,48 +190,53 @@ class Timeline:
 
     # --- events ----------------------------------------------------------------------------------
     def _apply(self, ev: Event, at: float) -> None:
-        d, key = ev.data, self.key(ev)
-        if ev.kind == "step_started":
-            name = str(d["tool"])
-            self._up(name, at)
-            self._unrefuse(name, at)
-            self._end_wait(key, at)
-            job = Job(stack=key[0], uid=key[1], tool=name, kind=str(d.get("kind") or self.kind_of(name)),
-                      job_id=int(d.get("job_id") or 0), start=at, end=at, outcome="open")
-            self._open[key] = job
-            self.jobs.append(job)
-        elif ev.kind == "step_completed":
-            self.done.setdefault(key[0], set()).add(key[1])
-            self._end_wait(key, at)
-            if d.get("tool", "-") != "-":
-                self._completed(key, at, bool(d.get("recovered")))
-        elif ev.kind == "step_failed":
-            tool = self.tool_of(ev)
-            self._close_job(key, at, "failed" if d.get("started", True) else "rejected", str(d.get("reason")))
-            self._wait(key, tool, at)
-            self._mark(at, "failed", tool, ev, f"{d.get('error')}: {d.get('reason')}")
-        elif ev.kind == "step_unknown":
-            tool = self.tool_of(ev)
-            self._close_job(key, at, "unknown", str(d.get("reason", "")))
-            self._go_down(tool, at, f"outcome unknown: {d.get('reason')}")
-            self._wait(key, tool, at)
-            self._mark(at, "unknown", tool, ev, str(d.get("reason", "")))
-        elif ev.kind == "step_recovered" and d.get("outcome") == "NOT_STARTED":
-            self._close_job(key, at, "not_started", "the tool never received the start")
-        elif ev.kind == "permissive_refused":
-            tool, why = self.tool_of(ev), f"{d.get('interlock')}: {d.get('reason')}"
-            if tool is not None and tool not in self._refused:
-                self._refused[tool] = (at, why)
-            self._wait(key, tool, at)
-            self._mark(at, "refused", tool, ev, why)
-        elif ev.kind in ("interlock_tripped", "alarm"):
-            tool = self.tool_of(ev)
-            text = (f"alarm {d.get('alarm_id')}: {d.get('text')}" if ev.kind == "alarm"
-                    else f"{d.get('interlock')}: {d.get('reason')} ({d.get('action')})")
-            self._go_down(tool, at, text)
-            self._mark(at, "alarm" if ev.kind == "alarm" else "trip", tool, ev, text)
-        elif ev.kind == "state":
-            self._state(ev, at)
+        key = self.key(ev)
+        match ev.body:
+            case ev_.StepStarted() as b:
+                name = str(b.tool)
+                self._up(name, at)
+                self._unrefuse(name, at)
+                self._end_wait(key, at)
+                job = Job(stack=key[0], uid=key[1], tool=name, kind=b.tool_kind or self.kind_of(name),
+                          job_id=b.job_id or 0, start=at, end=at, outcome="open")
+                self._open[key] = job
+                self.jobs.append(job)
+            case ev_.StepCompleted() as b:
+                self.done.setdefault(key[0], set()).add(key[1])
+                self._end_wait(key, at)
+                if (b.tool if "tool" in b.model_fields_set else "-") != "-":  # "-": a kind-less load
+                    self._completed(key, at, b.recovered)
+            case ev_.StepFailed() as b:
+                tool = self.tool_of(ev)
+                self._close_job(key, at, "failed" if b.started is not False else "rejected", b.reason)
+                self._wait(key, tool, at)
+                self._mark(at, "failed", tool, ev, f"{b.error}: {b.reason}")
+            case ev_.StepUnknown() as b:
+                tool = self.tool_of(ev)
+                self._close_job(key, at, "unknown", b.reason)
+                self._go_down(tool, at, f"outcome unknown: {b.reason}")
+                self._wait(key, tool, at)
+                self._mark(at, "unknown", tool, ev, b.reason)
+            case ev_.StepRecovered() as b if b.outcome == "NOT_STARTED":
+                self._close_job(key, at, "not_started", "the tool never received the start")
+            case ev_.PermissiveRefused() as b:
+                tool, why = self.tool_of(ev), f"{b.interlock}: {b.reason}"
+                if tool is not None and tool not in self._refused:
+                    self._refused[tool] = (at, why)
+                self._wait(key, tool, at)
+                self._mark(at, "refused", tool, ev, why)
+            case ev_.InterlockTripped() as b:
+                text = f"{b.interlock}: {b.reason} ({b.action})"
+                tool = self.tool_of(ev)
+                self._go_down(tool, at, text)
+                self._mark(at, "trip", tool, ev, text)
+            case ev_.AlarmSeen() as b:
+                text = f"alarm {b.alarm_id}: {b.text}"
+                tool = self.tool_of(ev)
+                self._go_down(tool, at, text)
+                self._mark(at, "alarm", tool, ev, text)
+            case ev_.StateChanged() as b:
+                self._state(ev, b, at)
 
     def _completed(self, key: Key, at: float, recovered: bool) -> None:
         job = self._close_job(key, at, "completed", None)
@@ -231,8 +245,8 @@ class Timeline:
         if job is not None:
             job.outcome, job.recovered = "completed", job.recovered or recovered
 
-    def _state(self, ev: Event, at: float) -> None:
-        to, who, why = str(ev.data.get("to")), str(ev.data.get("who", "")), str(ev.data.get("why", ""))
+    def _state(self, ev: Event, b: ev_.StateChanged, at: float) -> None:
+        to, who, why = b.to, b.who, b.why
         if to in HELD and self._held is None:
             self._held = (at, f"{who}: {why}")
             self._mark(at, "hold", None, ev, f"{who}: {why}")

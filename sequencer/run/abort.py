@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.errors import ToolError
 from drivers.tool import JobOutcome, ProcessState, Tool, ToolStatus
+from sequencer.run import events as ev_
 
 if TYPE_CHECKING:
     from sequencer.run.process_job import ProcessJobs
@@ -59,7 +60,7 @@ async def abort_lot(jobs: ProcessJobs) -> None:
     results = await asyncio.gather(*(abort_and_read_back(lot.tools[n]) for n in sorted(names)))
     unconfirmed: dict[str, str] = {}
     for name, (confirmed, shown) in zip(sorted(names), results, strict=True):
-        lot.journal.append("tool_abort", tool=name, confirmed=confirmed, shown=shown)
+        lot.journal.append(ev_.ToolAbort(tool=name, confirmed=confirmed, shown=shown))
         if not confirmed:
             unconfirmed[name] = shown
             log.error("abort of %s not confirmed: %s; go to the tool", name, shown)

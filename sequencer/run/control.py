@@ -22,6 +22,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from drivers.errors import WaferlineError
+from sequencer.run import events as ev_
 from sequencer.run.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,8 @@ class RunControl:
         new = TRANSITIONS[old].get(command)
         if new is None:
             raise InvalidTransition(old, command)
-        self.journal.append("state", **{"from": old.value, "to": new.value, "command": command,
-                                        "who": who, "why": why})
+        self.journal.append(ev_.StateChanged(from_=old.value, to=new.value, command=command, who=who,
+                                             why=why))
         self.state = new
         if new == S.HOLDING:
             self.held_reason = held_reason_for(who, why)

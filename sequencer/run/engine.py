@@ -20,6 +20,7 @@ from drivers.logs import log_context
 from drivers.tool import Tool
 from sequencer.process.flow import Step
 from sequencer.process.traveler import Stack
+from sequencer.run import events as ev_
 from sequencer.run.abort import abort_lot
 from sequencer.run.control import RunControl, RunState
 from sequencer.run.dispatcher import Dispatcher, DispatchRule
@@ -89,8 +90,8 @@ class Engine:
                             expires_at=datetime.now(UTC) + timedelta(minutes=minutes))
         except (BypassRefused, ValueError) as exc:
             return str(exc).splitlines()[0] if isinstance(exc, BypassRefused) else f"bypass refused: {exc}"
-        self.lot.journal.append("bypass", interlock=interlock, role=role, reason=reason, who=who,
-                                expires_at=bypass.expires_at.isoformat())
+        self.lot.journal.append(ev_.BypassGranted(interlock=interlock, role=role, reason=reason, who=who,
+                                                  expires_at=bypass.expires_at.isoformat()))
         self.lot.bypasses.append(bypass)
         return None
 
@@ -113,11 +114,11 @@ class Engine:
         except ToolError as exc:
             error = f"{type(exc).__name__}: {exc}"
             if op != "status":
-                self.lot.journal.append("tool_command", tool=name, op=op, who=who, ok=False, answer=error)
+                self.lot.journal.append(ev_.ToolCommand(tool=name, op=op, who=who, ok=False, answer=error))
             return error, None
         if op != "status":
-            self.lot.journal.append("tool_command", tool=name, op=op, who=who, ok=True,
-                                    answer=f"{status.state}, job {status.job_id} {status.job_outcome}")
+            answer = f"{status.state}, job {status.job_id} {status.job_outcome}"
+            self.lot.journal.append(ev_.ToolCommand(tool=name, op=op, who=who, ok=True, answer=answer))
         return None, status.model_dump(mode="json")
 
     def leave_held(self) -> None:

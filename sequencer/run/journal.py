@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -50,6 +51,7 @@ from pydantic_core import PydanticSerializationError, to_json
 from drivers.errors import WaferlineError
 from sequencer.run.chain import ChainReport, JournalTampered, genesis, link, verify_rows
 from sequencer.run.clock import utc_now_ms
+from sequencer.run.events import Body, body, body_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (run_id TEXT NOT NULL, created TEXT NOT NULL);
@@ -81,13 +83,17 @@ class JournalLocked(JournalError):
 
 
 class Event(BaseModel):
-    """One journal record; `seq` starts at 1 and has no gaps."""
+    """One journal record; `seq` starts at 1 and has no gaps. Folds read `body`, its typed data."""
 
     seq: int
     ts: str
     run_id: str
     kind: str
     data: dict[str, Any]
+
+    @functools.cached_property
+    def body(self) -> Body:
+        return body(self.kind, self.data)
 
 
 def _unserialisable(value: Any) -> Any:
@@ -102,6 +108,16 @@ def _encode(data: dict[str, Any]) -> str:
         return to_json(data, inf_nan_mode="constants", fallback=_unserialisable).decode()
     except PydanticSerializationError as exc:
         raise TypeError(f"journal data must be JSON-serialisable: {exc}") from None
+
+
+def _typed(event: Body | str, data: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
+    """(kind, data to store, already checked) of a model, or of a kind and its fields (checked once
+    encoded, by _write, so models and enums among them are welcome)."""
+    if isinstance(event, Body):
+        if data:
+            raise TypeError("give an event model or a kind with fields, not both")
+        return event.KIND, event.stored(), True
+    return event, data, False
 
 
 def _row_to_event(row: tuple[int, str, str, str, str]) -> Event:
@@ -191,22 +207,24 @@ class Journal:
     def last_seq(self) -> int:
         return self._seq
 
-    def append(self, kind: str, /, **data: Any) -> Event:
-        """Write one event; it is committed (survives kill -9) when this returns, together with any
-        deferred events before it. `kind` is positional-only so that step_started can carry a `kind=`
-        (tool kind) field in its data."""
-        seq, ts, payload = self._write(kind, data)
+    def append(self, event: Body | str, /, **data: Any) -> Event:
+        """Write one event (a model of sequencer/run/events.py, or its kind and fields, validated the
+        same way); it is committed (survives kill -9) when this returns, together with any deferred
+        events before it."""
+        kind, data, checked = _typed(event, data)
+        seq, ts, payload = self._write(kind, data, checked)
         self._flush(kind)
         return Event(seq=seq, ts=ts, run_id=self.run_id, kind=kind, data=json.loads(payload))
 
-    def commit(self, kind: str, /, **data: Any) -> int:
+    def commit(self, event: Body | str, /, **data: Any) -> int:
         """`append` without building the Event: the engine's write-ahead `step_started`, on the path
         from one job to the next. Returns the event's seq."""
-        seq = self._write(kind, data)[0]
+        kind, data, checked = _typed(event, data)
+        seq = self._write(kind, data, checked)[0]
         self._flush(kind)
         return seq
 
-    def append_deferred(self, kind: str, /, **data: Any) -> int:
+    def append_deferred(self, event: Body | str, /, **data: Any) -> int:
         """Queue one event in memory and return its seq; the next append(), events() or close()
         writes it in the same transaction as its own.
 
@@ -214,15 +232,18 @@ class Journal:
         re-learns by asking the tool: one SQLite transaction per step instead of two, and no SQLite
         work at all on the wake-up after a job (on a VM the first SQLite call after an idle wait
         costs ~200 us, back to back ~20 us)."""
-        return self._write(kind, data)[0]
+        kind, data, checked = _typed(event, data)
+        return self._write(kind, data, checked)[0]
 
-    def _write(self, kind: str, data: dict[str, Any]) -> tuple[int, str, str]:
+    def _write(self, kind: str, data: dict[str, Any], checked: bool = False) -> tuple[int, str, str]:
         """Queue one row; (seq, ts, its JSON text)."""
         if self._lock_fd is None:
             raise JournalError(f"journal {self.path} is closed")
         seq = self._seq + 1
         ts = utc_now_ms()
         payload = _encode(data)
+        if not checked:
+            body_json(kind, payload)  # UnknownEvent for a kind or field the journal does not know
         head = link(self._head, seq, ts, self.run_id, kind, payload)
         self._pending.append((seq, ts, self.run_id, kind, payload, head))
         self._seq, self._head = seq, head

@@ -24,6 +24,7 @@ from drivers.errors import CommandRejected, JobAborted, ToolAlarm, ToolError
 from drivers.tool import Tool, ToolStatus, new_job_id
 from sequencer.process.flow import Step
 from sequencer.process.traveler import E90State, Stack, apply_step, set_state, wafer_permissive
+from sequencer.run import events as ev_
 from sequencer.run.clock import utc_now_us
 from sequencer.run.control import RunControl, RunState
 from sequencer.run.dispatcher import Dispatcher, DispatchRule, priority
@@ -132,9 +133,9 @@ class ProcessJobs:
         if lot.control.state is not RunState.EXECUTE or not self._permitted(stack, step, name, refusals):
             return
         job_id = new_job_id()
-        lot.journal.commit("step_started", stack=stack.stack_id, uid=step.uid, tool=name, kind=step.kind,
-                           job_id=job_id, tool_job_before=status.job_id, tool_boot=status.boot_id,
-                           recipe=lot.recipe_json(step))
+        lot.journal.commit(ev_.StepStarted(stack=stack.stack_id, uid=step.uid, tool=name, tool_kind=step.kind,
+                                           job_id=job_id, tool_job_before=status.job_id,
+                                           tool_boot=status.boot_id, recipe=lot.recipe_json(step)))
         lot.in_doubt[(stack.stack_id, step.uid)] = InDoubt(name, job_id, status.job_id, status.boot_id)
         set_state(stack, step.wafer, E90State.IN_PROCESS)
         lot.observer("started", step, {"tool": name, "job_id": job_id, "stack": stack.stack_id})
@@ -143,8 +144,8 @@ class ProcessJobs:
         except CommandRejected as exc:  # the tool refused: nothing ran
             lot.in_doubt.pop((stack.stack_id, step.uid))
             set_state(stack, step.wafer, state_before(stack, step))
-            lot.journal.append("step_failed", stack=stack.stack_id, uid=step.uid, tool=name, job_id=job_id,
-                               error="CommandRejected", reason=exc.reason, started=False)
+            lot.journal.append(ev_.StepFailed(stack=stack.stack_id, uid=step.uid, tool=name, job_id=job_id,
+                                              error="CommandRejected", reason=exc.reason, started=False))
             self._hold(stack, step, "tool_accepts_start", exc.reason)
             return
         except ToolError as exc:
@@ -162,13 +163,13 @@ class ProcessJobs:
         lot = self.lot
         for r in refusals:
             if r.bypassed_by is not None:
-                lot.journal.append("bypass_used", stack=stack.stack_id, uid=step.uid, tool=name,
-                                   interlock=r.interlock, reason=r.reason, role=r.bypassed_by.role,
-                                   who=r.bypassed_by.who)
+                lot.journal.append(ev_.BypassUsed(stack=stack.stack_id, uid=step.uid, tool=name,
+                                                  interlock=r.interlock, reason=r.reason,
+                                                  role=r.bypassed_by.role, who=r.bypassed_by.who))
         blocking = [r for r in refusals if r.bypassed_by is None]
         for r in blocking:
-            lot.journal.append("permissive_refused", stack=stack.stack_id, uid=step.uid, tool=name,
-                               interlock=r.interlock, reason=r.reason)
+            lot.journal.append(ev_.PermissiveRefused(stack=stack.stack_id, uid=step.uid, tool=name,
+                                                     interlock=r.interlock, reason=r.reason))
         if blocking:
             self._hold(stack, step, blocking[0].interlock, "; ".join(r.reason for r in blocking))
         return not blocking
@@ -205,8 +206,9 @@ class ProcessJobs:
     async def _tripped(self, stack: Stack, step: Step, name: str, tool: Tool[Any, Any], job_id: int,
                        exc: InterlockTripped) -> None:
         trip = exc.trip
-        self.lot.journal.append("interlock_tripped", stack=stack.stack_id, uid=step.uid, tool=name,
-                                interlock=trip.interlock, reason=trip.reason, action=trip.action.value)
+        self.lot.journal.append(ev_.InterlockTripped(stack=stack.stack_id, uid=step.uid, tool=name,
+                                                     interlock=trip.interlock, reason=trip.reason,
+                                                     action=trip.action.value))
         if trip.interlock == "tool_alarm":  # the tool paused its own job: its fate is the operator's call
             self._hold(stack, step, trip.interlock, f"{name}: {trip.reason}")
             return
@@ -248,7 +250,7 @@ class ProcessJobs:
         if verdict.outcome is Recovery.UNKNOWN:
             self._unknown(stack, step, doubt.tool, doubt.job_id, verdict.reason)
             return
-        lot.journal.append("step_recovered", **ids, outcome=verdict.outcome.value, reason=verdict.reason)
+        lot.journal.append(ev_.StepRecovered(**ids, outcome=verdict.outcome.value, reason=verdict.reason))
         set_state(stack, step.wafer, wafer_state(stack, step, verdict.outcome))
         match verdict.outcome:
             case Recovery.COMPLETED:
@@ -278,8 +280,9 @@ class ProcessJobs:
         for check in self.lot.tools[tool].result_checks:
             why = check.check(step.recipe, values)
             if why is not None:
-                self.lot.journal.append("result_rejected", stack=stack.stack_id, uid=step.uid, tool=tool,
-                                        job_id=job_id, check=check.name, reason=why, result=values)
+                self.lot.journal.append(ev_.ResultRejected(stack=stack.stack_id, uid=step.uid, tool=tool,
+                                                           job_id=job_id, check=check.name, reason=why,
+                                                           result=values))
                 self._failed(stack, step, tool, job_id, "ResultOutOfBand", why, E90State.ABORTED)
                 self._hold(stack, step, f"result:{check.name}", f"{tool}: {why}")
                 return None
@@ -290,8 +293,8 @@ class ProcessJobs:
                   extra: dict[str, Any]) -> None:
         lot = self.lot
         # deferred: committed with the next event; if a crash loses it, resume asks the tool
-        lot.journal.append_deferred("step_completed", stack=stack.stack_id, uid=step.uid, tool=tool,
-                                    job_id=job_id, result=result, **extra)
+        lot.journal.append_deferred(ev_.StepCompleted(stack=stack.stack_id, uid=step.uid, tool=tool,
+                                                      job_id=job_id, result=result, **extra))
         lot.in_doubt.pop((stack.stack_id, step.uid), None)
         apply_step(stack, step, result, tool=tool, at=now_iso())
         lot.completed.add((stack.stack_id, step.uid))
@@ -299,8 +302,8 @@ class ProcessJobs:
 
     def _failed(self, stack: Stack, step: Step, tool: str, job_id: int, error: str, reason: str,
                 state: E90State) -> None:
-        self.lot.journal.append("step_failed", stack=stack.stack_id, uid=step.uid, tool=tool, job_id=job_id,
-                                error=error, reason=reason, wafer_state=state.value)
+        self.lot.journal.append(ev_.StepFailed(stack=stack.stack_id, uid=step.uid, tool=tool, job_id=job_id,
+                                               error=error, reason=reason, wafer_state=state.value))
         self.lot.in_doubt.pop((stack.stack_id, step.uid), None)
         set_state(stack, step.wafer, state)
         self.lot.observer("failed", step, {"tool": tool, "reason": reason, "stack": stack.stack_id})
@@ -311,8 +314,8 @@ class ProcessJobs:
         self._unknown(stack, step, doubt.tool, doubt.job_id, reason)
 
     def _unknown(self, stack: Stack, step: Step, tool: str, job_id: int, reason: str) -> None:
-        self.lot.journal.append("step_unknown", stack=stack.stack_id, uid=step.uid, tool=tool, job_id=job_id,
-                                reason=reason)
+        self.lot.journal.append(ev_.StepUnknown(stack=stack.stack_id, uid=step.uid, tool=tool, job_id=job_id,
+                                                reason=reason))
         set_state(stack, step.wafer, E90State.UNKNOWN)
         self._hold(stack, step, "outcome_unknown", f"outcome of {step.uid} on {tool} unknown: {reason}")
 

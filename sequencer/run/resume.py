@@ -13,6 +13,7 @@ from drivers.errors import ConfigError
 from drivers.line import LineConfig
 from sequencer.process.flow import Step, expand, load_flow
 from sequencer.process.traveler import E90State, Stack, apply_step, new_stack, set_state
+from sequencer.run import events as ev_
 from sequencer.run.control import RunControl, RunState
 from sequencer.run.engine import InDoubt, Key, Observer
 from sequencer.run.holdpolicy import HoldPolicy
@@ -35,28 +36,28 @@ def replay_journal(
     completed: set[Key] = set()
     in_doubt: dict[Key, InDoubt] = {}
     for ev in events:
-        if ev.kind == "stack_scrapped":
-            mark_scrapped(by_id[str(ev.data["stack"])])
-        if not ev.kind.startswith("step_"):
+        b = ev.body
+        if isinstance(b, ev_.StackScrapped):
+            mark_scrapped(by_id[b.stack])
+        if not isinstance(b, ev_.StepBody):
             continue
-        d = ev.data
-        uid, stack = str(d.get("uid")), by_id[str(d.get("stack", first))]
+        uid, stack = b.uid, by_id[b.stack or first]
         key = (stack.stack_id, uid)
-        if ev.kind == "step_started":
-            in_doubt[key] = InDoubt(d["tool"], d["job_id"], d.get("tool_job_before", 0), d.get("tool_boot"))
-        elif ev.kind == "step_recovered":  # the wafer's state from the tool's answer, as the live run set it
-            set_state(stack, by_uid[uid].wafer, wafer_state(stack, by_uid[uid], str(d.get("outcome"))))
-            if d.get("outcome") == "NOT_STARTED":
+        if isinstance(b, ev_.StepStarted):
+            in_doubt[key] = InDoubt(b.tool or "-", b.job_id or 0, b.tool_job_before or 0, b.tool_boot)
+        elif isinstance(b, ev_.StepRecovered):  # the wafer's state from the tool's answer, as the run set it
+            set_state(stack, by_uid[uid].wafer, wafer_state(stack, by_uid[uid], b.outcome))
+            if b.outcome == "NOT_STARTED":
                 in_doubt.pop(key, None)
-        elif ev.kind == "step_completed":
+        elif isinstance(b, ev_.StepCompleted):
             in_doubt.pop(key, None)
             completed.add(key)
-            apply_step(stack, by_uid[uid], d.get("result"), tool=d.get("tool", "-"), at=ev.ts)
-        elif ev.kind == "step_failed":
+            apply_step(stack, by_uid[uid], b.result, tool=b.tool or "-", at=ev.ts)
+        elif isinstance(b, ev_.StepFailed):
             in_doubt.pop(key, None)
-            if d.get("started", True):
-                set_state(stack, by_uid[uid].wafer, E90State(d.get("wafer_state", "ABORTED")))
-        elif ev.kind == "step_unknown":
+            if b.started is not False:
+                set_state(stack, by_uid[uid].wafer, E90State(b.wafer_state or "ABORTED"))
+        elif isinstance(b, ev_.StepUnknown):
             set_state(stack, by_uid[uid].wafer, E90State.UNKNOWN)
     return completed, in_doubt
 
@@ -80,8 +81,8 @@ async def resume_run(run_id: str, line: LineConfig, *, who: str = "operator",
         if snap.state in (RunState.COMPLETE, RunState.ABORTED, RunState.STOPPED):
             raise ConfigError(f"run {run_id} already ended {snap.state}; nothing to resume")
         doubt = ", ".join(f"{s}/{u}" if len(stacks) > 1 else u for s, u in in_doubt) or "none"
-        journal.append("note", text=f"resumed by {who}: {len(completed)} step(s) done, "
-                                    f"{len(in_doubt)} in doubt ({doubt})" + (f"; {note}" if note else ""))
+        journal.append(ev_.Note(text=f"resumed by {who}: {len(completed)} step(s) done, "
+                                     f"{len(in_doubt)} in doubt ({doubt})" + (f"; {note}" if note else "")))
         control = RunControl(journal, snap.state, held_reason=snap.held_reason)
         bypasses = [b for b in (Bypass.model_validate(r.model_dump(exclude={"seq", "ts"}))
                                 for r in snap.bypasses) if b.active()]

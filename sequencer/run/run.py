@@ -26,6 +26,7 @@ from sequencer.process.check import check_flow
 from sequencer.process.claims import ClaimCheck, check_claims
 from sequencer.process.flow import Flow, Step, expand, load_flow
 from sequencer.process.traveler import Stack, new_stack
+from sequencer.run import events as ev_
 from sequencer.run.control import RunControl, RunState
 from sequencer.run.dispatcher import RULES, DispatchRule
 from sequencer.run.engine import Engine, Observer, pools_of
@@ -127,8 +128,8 @@ async def drive(directory: Path, journal: Journal, control: RunControl, line: Li
         kept = [s for s in stacks if s.stack_id not in engine.lot.scrapped]
         claims = {s.stack_id: check_claims(s) for s in kept} if state is RunState.COMPLETING else {}
         travelers = [json.loads(s.model_dump_json()) for s in stacks]
-        journal.append("traveler", stacks=travelers,
-                       claims={sid: [c.__dict__ for c in cs] for sid, cs in claims.items()})
+        filed_claims = {sid: [c.__dict__ for c in cs] for sid, cs in claims.items()}
+        journal.append(ev_.TravelerFiled(stacks=travelers, claims=filed_claims))
         filed = {"run_id": journal.run_id, "stacks": travelers}
         (directory / TRAVELER).write_text(json.dumps(filed, indent=2))
         if state is RunState.COMPLETING:
@@ -190,9 +191,9 @@ async def start_run(
     run_id = directory.name
     lot = [new_stack(flow, n, sid) for sid in stack_ids(run_id, stacks)]
     with Journal(directory / JOURNAL, run_id, sync=sync) as journal:
-        journal.append("run_created", flow=flow.name, wafers=n, line=line.name, time_scale=line.time_scale,
-                       stack_id=lot[0].stack_id, stacks=[s.stack_id for s in lot],
-                       pools=line_pools(line, steps), rule=rule, steps=[s.uid for s in steps])
+        journal.append(ev_.RunCreated(flow=flow.name, wafers=n, line=line.name, time_scale=line.time_scale,
+                                      stack_id=lot[0].stack_id, stacks=[s.stack_id for s in lot],
+                                      pools=line_pools(line, steps), rule=rule, steps=[s.uid for s in steps]))
         control = RunControl(journal)
         return await drive(directory, journal, control, line, steps, who,
                            {"stacks": lot, "observer": observer, "on_control": on_control, "rule": rule,

@@ -13,6 +13,7 @@ except the paused jobs this closes.
 from __future__ import annotations
 
 from sequencer.process.traveler import E90State, Stack, set_state
+from sequencer.run import events as ev_
 from sequencer.run.control import RunState
 from sequencer.run.process_job import Lot
 
@@ -48,12 +49,12 @@ def scrap_stack(lot: Lot, ref: str, who: str, why: str) -> str | None:
     for (stack_id, uid), doubt in list(lot.in_doubt.items()):
         if stack_id != stack.stack_id:
             continue
-        lot.journal.append("step_failed", stack=stack_id, uid=uid, tool=doubt.tool, job_id=doubt.job_id,
-                           error="Scrapped", reason=f"stack scrapped by {who}: {why}",
-                           wafer_state=E90State.ABORTED.value)
+        lot.journal.append(ev_.StepFailed(stack=stack_id, uid=uid, tool=doubt.tool, job_id=doubt.job_id,
+                                          error="Scrapped", reason=f"stack scrapped by {who}: {why}",
+                                          wafer_state=E90State.ABORTED.value))
         del lot.in_doubt[(stack_id, uid)]
         lot.dispatcher.release(doubt.tool, stack_id)
     wafers = mark_scrapped(stack)
-    lot.journal.append("stack_scrapped", stack=stack.stack_id, who=who, why=why, wafers=wafers)
+    lot.journal.append(ev_.StackScrapped(stack=stack.stack_id, who=who, why=why, wafers=wafers))
     lot.scrapped.add(stack.stack_id)
     return None

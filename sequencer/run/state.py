@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sequencer.run import events as ev_
 from sequencer.run.control import HELD_STATES, RunState, held_reason_for
 from sequencer.run.journal import Event, Journal, read_events, read_run_id
 
@@ -85,59 +86,66 @@ _STEP_STATUS: dict[str, StepStatus] = {
 }
 
 
-def _apply_step(snap: RunSnapshot, ev: Event) -> None:
-    d = ev.data
-    uid = str(d.get("uid"))
-    if d.get("stack") and d.get("stack") != snap.stack_id:
-        uid = f"{d['stack']}/{uid}"  # a lot's other stacks: "<stack id>/<uid>"; the first keeps bare uids
+def _apply_step(snap: RunSnapshot, ev: Event, b: ev_.StepBody) -> None:
+    uid = b.uid
+    if b.stack and b.stack != snap.stack_id:
+        uid = f"{b.stack}/{uid}"  # a lot's other stacks: "<stack id>/<uid>"; the first keeps bare uids
     prev = snap.steps.get(uid)
     status = _STEP_STATUS[ev.kind]
     if status == "pending" and prev is not None and prev.status != "pending":
         return  # a refused retry does not erase what already happened to the step
+    given = b.model_fields_set
     fields: dict[str, Any] = {
-        "tool": d.get("tool", prev.tool if prev else None),
-        "job_id": d.get("job_id", prev.job_id if prev else None),
-        "kind": d.get("kind", prev.kind if prev else None),
-        "tool_job_before": d.get("tool_job_before", prev.tool_job_before if prev else None),
+        "tool": b.tool if "tool" in given else (prev.tool if prev else None),
+        "job_id": b.job_id if "job_id" in given else (prev.job_id if prev else None),
+        "kind": prev.kind if prev else None,
+        "tool_job_before": prev.tool_job_before if prev else None,
     }
-    if ev.kind == "step_recovered" and d.get("outcome") == "NOT_STARTED":
-        status = "pending"  # the tool never saw the start: the step must still run
-    if ev.kind in ("step_completed", "step_recovered"):
-        fields.update(result=d.get("result"), outcome=d.get("outcome"))
-    elif ev.kind == "step_failed":
-        fields.update(error=d.get("error"), reason=d.get("reason"))
-    elif ev.kind == "step_unknown":
-        fields.update(reason=d.get("reason"))
-    elif ev.kind == "permissive_refused":
-        fields.update(reason=f"{d.get('interlock')}: {d.get('reason')}")
+    match b:
+        case ev_.StepStarted():
+            fields.update(kind=b.tool_kind, tool_job_before=b.tool_job_before)
+        case ev_.StepCompleted():
+            fields.update(result=b.result, outcome=b.outcome)
+        case ev_.StepRecovered():
+            fields.update(result=b.result, outcome=b.outcome)
+            if b.outcome == "NOT_STARTED":
+                status = "pending"  # the tool never saw the start: the step must still run
+        case ev_.StepFailed():
+            fields.update(error=b.error, reason=b.reason)
+        case ev_.StepUnknown():
+            fields.update(reason=b.reason)
+        case ev_.PermissiveRefused():
+            fields.update(reason=f"{b.interlock}: {b.reason}")
     snap.steps[uid] = StepRecord(uid=uid, status=status, seq=ev.seq, **fields)
 
 
 def _apply(snap: RunSnapshot, ev: Event) -> None:
-    d = ev.data
-    if ev.kind == "run_created":
-        snap.created = True
-        for name in ("flow", "wafers", "line", "time_scale", "stack_id", "stacks", "pools", "rule"):
-            if name in d:
-                setattr(snap, name, d[name])
-    elif ev.kind == "state":
-        snap.state = RunState(d["to"])
-        if snap.state == RunState.HOLDING:
-            snap.held_reason = held_reason_for(str(d.get("who", "")), str(d.get("why", "")))
-        elif snap.state not in HELD_STATES:
-            snap.held_reason = None
-    elif ev.kind in _STEP_STATUS:
-        _apply_step(snap, ev)
-    elif ev.kind == "bypass":
-        snap.bypasses.append(BypassRecord(
-            interlock=str(d.get("interlock")), role=d.get("role"), reason=d.get("reason"),
-            expires_at=d.get("expires_at"), who=d.get("who"), seq=ev.seq, ts=ev.ts))
-    elif ev.kind == "stack_scrapped":
-        snap.scrapped = [*snap.scrapped, str(d.get("stack"))]
-    elif ev.kind == "alarm":
-        snap.alarms.append({**d, "seq": ev.seq, "ts": ev.ts})
-    elif ev.kind == "traveler":
-        snap.traveler = d.get("stack") or (d.get("stacks") or [None])[0]
+    if ev.kind in _STEP_STATUS:
+        b = ev.body
+        assert isinstance(b, ev_.StepBody)
+        _apply_step(snap, ev, b)
+        return
+    match ev.body:
+        case ev_.RunCreated() as b:
+            snap.created = True
+            for name in ("flow", "wafers", "line", "time_scale", "stack_id", "stacks", "pools", "rule"):
+                if name in b.model_fields_set:
+                    setattr(snap, name, getattr(b, name))
+        case ev_.StateChanged() as b:
+            snap.state = RunState(b.to)
+            if snap.state == RunState.HOLDING:
+                snap.held_reason = held_reason_for(b.who, b.why)
+            elif snap.state not in HELD_STATES:
+                snap.held_reason = None
+        case ev_.BypassGranted() as b:
+            snap.bypasses.append(BypassRecord(interlock=b.interlock, role=b.role, reason=b.reason,
+                                              expires_at=b.expires_at, who=b.who, seq=ev.seq, ts=ev.ts))
+        case ev_.StackScrapped() as b:
+            snap.scrapped = [*snap.scrapped, b.stack]
+        case ev_.AlarmSeen():
+            snap.alarms.append({**ev.data, "seq": ev.seq, "ts": ev.ts})
+        case ev_.TravelerFiled() as b:
+            snap.traveler = b.first()
 
 
 def rebuild(journal_or_events: Journal | Path | Iterable[Event]) -> RunSnapshot:
