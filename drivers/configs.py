@@ -5,7 +5,7 @@
 3. the configs shipped with waferline (package data of an installed wheel, `configs/` of a checkout).
 
 A path (anything with a slash or a .yaml suffix) is read as given. `<kind>` is lines, flows, profiles,
-recipes or materials.
+recipes, materials or structures.
 """
 
 from __future__ import annotations

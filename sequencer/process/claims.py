@@ -11,12 +11,11 @@ time), not what the flow intended; the same layer rules as the step-by-step chec
 from __future__ import annotations
 
 from drivers.kinds.ball_mounter import ALLOYS
-from sequencer.process import double_sided
 from sequencer.process.claim_types import ClaimCheck, claim_result
-from sequencer.process.flipchip_claims import flipchip_claims
 from sequencer.process.rules import copper, layer_problems
 from sequencer.process.rules_csp import csp_problems
 from sequencer.process.stack_model import Stack
+from sequencer.process.structures import named
 
 __all__ = ["ClaimCheck", "check_claims", "csp_claims"]
 
@@ -132,14 +131,12 @@ def csp_claims(stack: Stack) -> list[ClaimCheck]:
 
 
 def check_claims(stack: Stack) -> list[ClaimCheck]:
-    """Claims 1-7 in order; optional features (heat-radiation layer, resin seal) pass when absent.
-    A csp, flipchip or double_sided traveler gets its own seed's claims instead."""
-    if stack.structure == "csp":
-        return csp_claims(stack)
-    if stack.structure == "flipchip":
-        return flipchip_claims(stack)
-    if stack.structure == "double_sided":
-        return double_sided.claims(stack)
+    """The claims of the traveler's structure (sequencer/process/structures/)."""
+    return named(stack.structure).claims(stack)
+
+
+def stack_claims(stack: Stack) -> list[ClaimCheck]:
+    """Claims 1-7 in order; optional features (heat-radiation layer, resin seal) pass when absent."""
     return [
         _claim1(stack),
         _claim2(stack),

@@ -17,9 +17,10 @@ from sequencer.process.claim_types import ClaimCheck, claim_result
 from sequencer.process.effects import resolve_um
 from sequencer.process.flow import Step
 from sequencer.process.stack_model import Stack, Wafer
+from sequencer.process.structures.double_sided import limits as double_sided_limits
 
 Found = list[tuple[str, str]]
-FLUSH_TOL_UM = 1.0  # a polished post is flush with the seal within this
+FLUSH_TOL_UM = double_sided_limits().flush_tol_um  # configs/structures/double_sided.yaml
 
 
 def revealed(w: Wafer) -> list[str]:

@@ -200,7 +200,12 @@ class Effect(_Effect):
     dice: DiceEffect | None = None
 
     def actions(self) -> list[str]:
-        return [name for name in type(self).model_fields if getattr(self, name) is not None]
+        return [name for name in type(self).model_fields if self.part(name) is not None]
+
+    def part(self, action: str) -> _Effect | None:
+        """One action's settings (None when the step does not do it)."""
+        value: _Effect | None = self.__dict__.get(action)
+        return value
 
 
 NUMERIC_FIELDS = ("to", "depth_um", "thickness_um", "height_um", "nominal")

@@ -20,11 +20,13 @@ from drivers.kinds.ball_mounter import ALLOYS, reflow_window_c
 from sequencer.process.effects import BondEffect, resolve_um
 from sequencer.process.flow import Step
 from sequencer.process.stack_model import Layer, Stack, Wafer
+from sequencer.process.structures.flipchip import limits as flipchip_limits
 
 Found = list[tuple[str, str]]
-ADHESIVE_MAX_MODULUS_GPA = 1.0  # "high elasticity": compliant, elastomer-modified die-attach class
-FILL_MAX_VISCOSITY_PA_S = 10.0  # "low viscosity": flows into the bump gaps like a capillary underfill
-FILL_MAX_WATER_PCT = 0.3  # "low hygroscopicity": low-moisture mold-compound class (85 C / 85 % RH)
+_LIMITS = flipchip_limits()  # configs/structures/flipchip.yaml
+ADHESIVE_MAX_MODULUS_GPA = _LIMITS.adhesive_max_modulus_gpa  # "high elasticity"
+FILL_MAX_VISCOSITY_PA_S = _LIMITS.fill_max_viscosity_pa_s  # "low viscosity"
+FILL_MAX_WATER_PCT = _LIMITS.fill_max_water_pct  # "low hygroscopicity"
 
 
 def tolerance(um: float, share: float, floor: float) -> float:

@@ -20,6 +20,7 @@ from drivers.errors import ConfigError
 from drivers.kinds import KINDS
 from drivers.tool import Recipe
 from drivers.validation import read_yaml
+from sequencer.process import structures
 from sequencer.process.effects import Effect, Face, check_refs
 from sequencer.process.flow_errors import describe, recipe_problems
 from sequencer.process.members import (
@@ -35,8 +36,6 @@ from sequencer.process.members import (
 FLOW_DIR = SHIPPED / "flows"
 # stack: seed 000/001 claims 1-7; csp: seed 002's rules; flipchip: seed 003 (members: carriers and
 # chips); double_sided: seed 004 (one wafer, both faces packaged)
-Structure = Literal["stack", "csp", "flipchip", "double_sided"]
-SINGLE_WAFER = ("csp", "double_sided")
 WaferRef = Literal["lowermost", "uppermost", "current", "below"]
 MemberName = Annotated[str, Field(pattern=MEMBER_NAME)]
 
@@ -124,7 +123,7 @@ class Flow(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     title: str
     source: str
-    structure: Structure = "stack"
+    structure: str = Field(default="stack", description="a module of sequencer/process/structures")
     wafers: WaferCount = Field(default_factory=WaferCount)
     substrate: Substrate | None = None  # wafer flows
     members: list[Member] | None = Field(default=None, min_length=2, description="bottom to top")
@@ -137,20 +136,26 @@ class Flow(BaseModel):
     def _single(cls, data: Any) -> Any:
         """A csp / double_sided flow is one wafer and a flipchip flow is its members, below a stack's 2-8:
         their count is fixed by the structure, not validated against WAFER_RANGE."""
-        if not isinstance(data, dict) or data.get("structure") not in (*SINGLE_WAFER, "flipchip"):
+        if not isinstance(data, dict) or not isinstance(data.get("structure"), str):
+            return data
+        known = structures.names()
+        structure = structures.named(data["structure"]) if data["structure"] in known else None
+        if structure is None or not (structure.single_wafer or structure.members):
             return data
         members = data.get("members")
-        n = len(members) if data["structure"] == "flipchip" and isinstance(members, list) else 1
+        n = len(members) if structure.members and isinstance(members, list) else 1
         fixed = {"default": n, "min": n, "max": n}
         if data.get("wafers", fixed) != fixed:
-            what = "exactly one wafer" if n == 1 and data["structure"] != "flipchip" else "its members"
+            what = "exactly one wafer" if n == 1 and not structure.members else "its members"
             raise ValueError(f"wafers: a {data['structure']} flow runs {what}: {fixed} "
                              f"(got {data['wafers']})")
         return {**data, "wafers": WaferCount.model_construct(default=n, min=n, max=n)}
 
     @model_validator(mode="after")
     def _parts(self) -> Self:
-        if self.structure == "flipchip":
+        if self.structure not in structures.names():
+            raise ValueError(f"structure: {self.structure!r} is not one of {structures.names()}")
+        if structures.named(self.structure).members:
             if self.members is None or self.strip is None:
                 raise ValueError("a flipchip flow needs `members` (bottom to top) and `strip`")
             if self.substrate is not None:
@@ -159,7 +164,8 @@ class Flow(BaseModel):
             if len(set(names)) != len(names):
                 raise ValueError(f"members: names repeat: {names}")
         elif self.members is not None or self.strip is not None:
-            raise ValueError(f"members/strip: only a flipchip flow has them, not {self.structure}")
+            raise ValueError(f"members/strip: only a flow of members (flipchip) has them, "
+                             f"not {self.structure}")
         elif self.substrate is None:
             raise ValueError("substrate: a wafer flow needs its substrate")
         return self

@@ -8,16 +8,18 @@ named rule; each structure adds its own: a stack's wafer bonds (claim 1), a CSP'
 
 from __future__ import annotations
 
-from sequencer.process import double_sided, flipchip
+from sequencer.process import flipchip
 from sequencer.process.effects import Face
 from sequencer.process.flow import Step
 from sequencer.process.stack_model import BLOCKED, Stack
+from sequencer.process.structures import named
 
 Found = list[tuple[str, str]]
 
 
 def permissive_checks(stack: Stack, step: Step) -> Found:
     """(rule, reason) for every reason the step may not start on its wafer(s) now; empty if it may."""
+    structure = named(stack.structure)
     out: Found = []
     if stack.diced:
         out.append(("after-dicing", f"the stack was diced by {stack.diced_by}: no wafer step may follow"))
@@ -32,10 +34,8 @@ def permissive_checks(stack: Stack, step: Step) -> Found:
     if e.load is not None:
         if w.in_stack:
             out.append(("already-in-stack", f"{w.label} is already loaded"))
-    elif e.bond is not None and stack.structure == "flipchip":
-        out += flipchip.joint_checks(stack, step)
     elif e.bond is not None:
-        out += _bond_checks(stack, step)
+        out += structure.bond_checks(stack, step)
     elif step.before_bond:
         if w.in_stack:
             out.append(("already-in-stack", f"wafer {w.index} is bonded; {step.uid} runs before its bond"))
@@ -57,8 +57,7 @@ def permissive_checks(stack: Stack, step: Step) -> Found:
             why = f"{skins[0].material} {skins[0].role} still covers them" if skins else "there are none"
             out.append(("terminals-exposed", f"wafer {w.index}: second terminals need exposed first "
                                              f"terminals on the {face} ({why})"))
-    if stack.structure == "double_sided":
-        out += double_sided.terminal_checks(stack, step)
+    out += structure.extra_permissives(stack, step)
     if e.reflow is not None:
         out += flipchip.reflow_checks(stack, step)
     if e.open_holes is not None and not w.holes:
@@ -72,7 +71,7 @@ def permissive_checks(stack: Stack, step: Step) -> Found:
     return out
 
 
-def _bond_checks(stack: Stack, step: Step) -> Found:
+def wafer_bond_checks(stack: Stack, step: Step) -> Found:
     out: Found = []
     upper, lower = stack.wafer(step.wafer), stack.wafer(step.wafer - 1)
     assert step.effect.bond is not None

@@ -14,20 +14,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sequencer.process import double_sided, flipchip
 from sequencer.process.effects import CSP_RESINS, CSP_TERMINALS, resolve_text, resolve_um
 from sequencer.process.flow import Step
 from sequencer.process.permissives import permissive_checks
 from sequencer.process.rules_csp import csp_problems, second_reflow
 from sequencer.process.stack_model import Layer, Stack, Wafer
+from sequencer.process.structures import named
+from sequencer.process.structures.limits import StackLimits, load_limits
 
-INSULATING_MATERIALS = ("polyimide", "epoxy")  # claim 4
-INSULATING_UM = (10.0, 75.0)  # seed 001: about 10-75 um (preferably 10-45)
-RESIN_UM = (50.0, 90.0)  # seed 001: about 50-90 um (preferably 60-80)
-HEAT_UM = (0.1, 1.0)  # seed 001: about 0.1-1 um (preferably 0.1-0.5)
-THIN_FILM_KINDS = ("sputterer",)  # claim 3: sputtering or vacuum deposition
-MIN_WAFER_UM = 50.0
-GRIND_START_TOL = 0.05  # the grinder's gauge finds the wafer; a start 5 % off means a wrong recipe
+_LIMITS = load_limits("stack", StackLimits)  # configs/structures/stack.yaml
+INSULATING_MATERIALS = _LIMITS.insulating_materials  # claim 4
+INSULATING_UM = _LIMITS.insulating_um
+RESIN_UM = _LIMITS.resin_um
+HEAT_UM = _LIMITS.heat_um
+THIN_FILM_KINDS = _LIMITS.thin_film_kinds  # claim 3: sputtering or vacuum deposition
+MIN_WAFER_UM = _LIMITS.min_wafer_um
+GRIND_START_TOL = _LIMITS.grind_start_tol
 MATERIAL_FIELDS = ("material", "metal", "film")
 
 
@@ -173,15 +175,12 @@ COMMON: tuple[Rule, ...] = (_thin, _recipe_material, _wafer_size)
 PRE_RULES: tuple[Rule, ...] = (
     _bond_orientation, _dicing, _through_holes, _hole_opening, _rewiring_via, *COMMON, second_reflow,
 )
-STRUCTURE_RULES: dict[str, tuple[Rule, ...]] = {
-    "flipchip": (*COMMON, flipchip.before), "double_sided": (*COMMON, double_sided.before),
-}
 
 
 def before_step(stack: Stack, step: Step) -> list[Violation]:
     """Violations of the step as it would start on this traveler (permissives included)."""
     found = permissive_checks(stack, step)
-    for rule in STRUCTURE_RULES.get(stack.structure, PRE_RULES):
+    for rule in named(stack.structure).pre_rules():
         found += rule(stack, step)
     return [Violation(step.uid, name, message) for name, message in found]
 
@@ -219,19 +218,20 @@ def layer_problems(stack: Stack, w: Wafer, face: str, la: Layer) -> Found:
 
 
 def after_step(stack: Stack, step: Step) -> list[Violation]:
-    """Violations in the layers this step formed or changed, as the traveler recorded them."""
-    if stack.structure == "flipchip":
-        return [Violation(step.uid, n, m) for n, m in flipchip.after(stack, step)]
-    if stack.structure == "double_sided":
-        return []  # Flow E's rules are order and exposure rules, checked before each step
-    out: list[Violation] = []
+    """Violations in the layers this step formed or changed, as the structure judges them."""
+    return [Violation(step.uid, n, m) for n, m in named(stack.structure).after(stack, step)]
+
+
+def layer_rules_after(stack: Stack, step: Step) -> Found:
+    """The stacked-wafer (and csp) layer rules on what the step formed or changed."""
+    out: Found = []
     for index in step.touches:
         w = stack.wafer(index)
         for face in ("front", "back"):
             csp = (*CSP_RESINS, *CSP_TERMINALS)
             if [la for la in w.layers(face) if la.last_step == step.uid and la.role in csp]:
-                out += [Violation(step.uid, n, m) for n, m in csp_problems(w, face)]
+                out += csp_problems(w, face)
             for la in w.layers(face):
                 if la.last_step == step.uid and la.present:
-                    out += [Violation(step.uid, n, m) for n, m in layer_problems(stack, w, face, la)]
+                    out += layer_problems(stack, w, face, la)
     return out

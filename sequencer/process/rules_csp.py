@@ -7,9 +7,10 @@ from drivers.kinds.ball_mounter import ALLOYS
 from sequencer.process.effects import CSP_RESINS, CSP_TERMINALS
 from sequencer.process.flow import Step
 from sequencer.process.stack_model import Stack, Wafer
+from sequencer.process.structures.csp import limits as csp_limits
 
 Found = list[tuple[str, str]]
-CSP_RESIN_TOTAL_UM = (50.0, 500.0)  # seed 002 claim 2: resin layers 1 + 2 total 50-500 um
+CSP_RESIN_TOTAL_UM = csp_limits().resin_total_um  # claim 2 (configs/structures/csp.yaml)
 
 
 def second_reflow(stack: Stack, step: Step) -> Found:
