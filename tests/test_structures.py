@@ -31,7 +31,8 @@ def test_every_structure_is_a_discovered_module_with_its_limits_file() -> None:
 def test_each_flow_is_judged_by_its_structure(flow: str, structure: str) -> None:
     report = check_flow(load_flow(flow))
     assert report.stack.structure == structure and report.ok
-    assert [c.claim for c in report.claims] == [c.claim for c in structures.named(structure).claims(report.stack)]
+    judged = structures.named(structure).claims(report.stack)
+    assert [c.claim for c in report.claims] == [c.claim for c in judged]
 
 
 @pytest.fixture
@@ -62,5 +63,6 @@ def test_limits_are_validated_naming_file_and_field(config_dir: Path, change: di
 
 def test_a_site_may_tighten_a_structures_limits(config_dir: Path) -> None:
     doc = yaml.safe_load((SHIPPED / "structures" / "flipchip.yaml").read_text())
-    (config_dir / "structures" / "flipchip.yaml").write_text(yaml.safe_dump({**doc, "fill_max_water_pct": 0.1}))
+    tighter = {**doc, "fill_max_water_pct": 0.1}
+    (config_dir / "structures" / "flipchip.yaml").write_text(yaml.safe_dump(tighter))
     assert load_limits("flipchip", FlipchipLimits).fill_max_water_pct == 0.1
