@@ -16,7 +16,7 @@ Readings of the seed's claims the rules enforce (the claims check is flipchip_cl
 
 from __future__ import annotations
 
-from drivers.kinds.ball_mounter import ALLOYS, reflow_window_c
+from drivers.kinds.ball_mounter import ALLOYS, BallMounterRecipe, reflow_window_c
 from sequencer.process.effects import BondEffect, resolve_um
 from sequencer.process.flow import Step
 from sequencer.process.stack_model import Layer, Stack, Wafer
@@ -128,7 +128,8 @@ def _flip_chip(stack: Stack, step: Step) -> Found:
 def _reflow(stack: Stack, step: Step) -> Found:
     if step.effect.reflow is None or step.recipe is None:
         return []
-    peak, alloy = float(getattr(step.recipe, "peak_temp_c", 0.0)), getattr(step.recipe, "alloy", "?")
+    r = step.recipe
+    peak, alloy = (r.peak_temp_c, r.alloy) if isinstance(r, BallMounterRecipe) else (0.0, "?")
     out: Found = []
     for la in stack.wafer(step.wafer).present("front", "bump"):
         if la.material not in ALLOYS:

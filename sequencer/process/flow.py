@@ -76,8 +76,10 @@ class StepSpec(BaseModel):
             problems = check_refs(self.effect, self.kind, set(tool.recipe_model.model_fields),
                                   set(tool.result_model.model_fields))
         problems += _kind_can(self.effect, self.kind)
-        for action in ("layer", "plate", "remove", "update", "planarize"):
-            part = getattr(self.effect, action)
+        e = self.effect
+        faced = (("layer", e.layer), ("plate", e.plate), ("remove", e.remove), ("update", e.update),
+                 ("planarize", e.planarize))
+        for action, part in faced:
             if part is not None and part.face is None and self.face is None:
                 problems.append(f"effect.{action}.face: needed (the step has no face)")
         if problems:

@@ -14,6 +14,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from drivers.kinds.coater import CoaterRecipe
+from drivers.kinds.dicing_saw import DicingSawRecipe
+from drivers.kinds.grinder import GrinderRecipe
+from drivers.kinds.plater import PlaterRecipe
 from sequencer.process.effects import CSP_RESINS, CSP_TERMINALS, resolve_text, resolve_um
 from sequencer.process.flow import Step
 from sequencer.process.permissives import permissive_checks
@@ -109,7 +113,7 @@ def _rewiring_via(stack: Stack, step: Step) -> Found:
     if plate is None or step.recipe is None:
         return []
     metal = resolve_text("recipe.metal", step.recipe)
-    fill = bool(getattr(step.recipe, "fill_vias", False))
+    fill = isinstance(step.recipe, PlaterRecipe) and step.recipe.fill_vias
     waiting = [h for h in w.holes if h.opened_by and not h.filled_by]
     out: Found = []
     if plate.rewiring_and_via and not copper(metal):
@@ -131,7 +135,7 @@ def _thin(stack: Stack, step: Step) -> Found:
     if thin is None:
         return []
     out: Found = []
-    start = getattr(r, "start_thickness_um", None)
+    start = r.start_thickness_um if isinstance(r, GrinderRecipe) else None
     if start is not None and abs(start - w.thickness_um) > GRIND_START_TOL * w.thickness_um:
         out.append(("grind-thickness", f"recipe start_thickness_um {start:g} but wafer {w.index} is "
                                        f"{w.thickness_um:g} um"))
@@ -147,8 +151,9 @@ def _recipe_material(stack: Stack, step: Step) -> Found:
         return []
     field = next((f for f in MATERIAL_FIELDS if f in type(r).model_fields), None)
     made = resolve_text(layer.material, r)
-    if field is not None and str(getattr(r, field)) != made:
-        return [("recipe-material", f"effect says {made} but the recipe's {field} is {getattr(r, field)}")]
+    given = r.setpoints().get(field) if field is not None else None
+    if field is not None and str(given) != made:
+        return [("recipe-material", f"effect says {made} but the recipe's {field} is {given}")]
     return []
 
 
@@ -156,15 +161,15 @@ def _wafer_size(stack: Stack, step: Step) -> Found:
     r, w = step.recipe, stack.wafer(step.wafer)
     out: Found = []
     what = "strip" if w.width_mm is not None else "wafer"  # a strip: its length stands for the size
-    diameter = getattr(r, "wafer_diameter_mm", None)
+    diameter = r.wafer_diameter_mm if isinstance(r, CoaterRecipe) else None
     if diameter is not None and diameter != w.diameter_mm:
         out.append(("recipe-wafer-size", f"recipe wafer_diameter_mm {diameter:g}, {w.label} is "
                                          f"{w.diameter_mm} mm"))
-    area = getattr(r, "plated_area_cm2", None)
+    area = r.plated_area_cm2 if isinstance(r, PlaterRecipe) else None
     if area is not None and area > w.area_cm2() * 1.01:
         out.append(("recipe-wafer-size", f"plated_area_cm2 {area:g} exceeds the {w.area_cm2():.0f} cm2 "
                                          f"{what}"))
-    cut = getattr(r, "cut_length_mm", None)
+    cut = r.cut_length_mm if isinstance(r, DicingSawRecipe) else None
     if cut is not None and cut > w.diameter_mm + 10:
         out.append(("recipe-wafer-size", f"cut_length_mm {cut:g} longer than a {w.diameter_mm} mm {what}"))
     return out

@@ -3,7 +3,7 @@ terminal's height, and a second reflow that must not remelt the first terminals.
 
 from __future__ import annotations
 
-from drivers.kinds.ball_mounter import ALLOYS
+from drivers.kinds.ball_mounter import ALLOYS, BallMounterRecipe
 from sequencer.process.effects import CSP_RESINS, CSP_TERMINALS
 from sequencer.process.flow import Step
 from sequencer.process.stack_model import Stack, Wafer
@@ -17,15 +17,15 @@ def second_reflow(stack: Stack, step: Step) -> Found:
     """Seed 002 claim 5: a reflow after the first terminals exist must not remelt them. Strict reading:
     the peak stays below the first alloy's SOLIDUS (a pasty terminal is already remelting)."""
     r, e = step.recipe, step.effect
-    if step.kind != "ball_mounter" or getattr(r, "operation", "mount") == "mount":
+    if not isinstance(r, BallMounterRecipe) or r.operation == "mount":
         return []
     if CSP_TERMINALS[0] in {e.layer.role if e.layer else None, e.update.role if e.update else None}:
         return []  # the reflow that forms the first terminals themselves
     out: Found = []
     for face in ("front", "back"):
         for la in stack.wafer(step.wafer).present(face, CSP_TERMINALS[0]):
-            peak, alloy = float(getattr(r, "peak_temp_c", 0.0)), ALLOYS.get(la.material)
-            second = getattr(r, "alloy", "?")
+            peak, alloy = r.peak_temp_c, ALLOYS.get(la.material)
+            second = r.alloy
             if alloy is None:
                 out.append(("second-reflow-remelts-first", f"first terminal alloy {la.material} is not in "
                             f"the alloy table {sorted(ALLOYS)}: its melting point is unknown"))
