@@ -43,36 +43,50 @@ MemberName = Annotated[str, Field(pattern=MEMBER_NAME)]
 class StepSpec(BaseModel):
     """One row of a flow table (or one tool operation of a multi-tool row: A2a, A2b, ...)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     id: str = Field(pattern=r"^[A-Z][0-9]+[a-z]?$")
     fig: str
     title: str
     kind: str | None = None
-    recipe: Any = None  # a mapping in YAML; the kind's recipe model instance after validation
+    recipe: Recipe | None = None  # the kind's recipe model (a mapping in YAML, typed by `_typed_recipe`)
     wafer: WaferRef | MemberName  # a member's name in a flow with `members`
     face: Face | None = None
     before_bond: bool = Field(default=False, description="runs on the wafer before it joins the stack")
     when: Literal["always", "uppermost", "not_uppermost"] = "always"
     effect: Effect = Field(default_factory=Effect)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_recipe(cls, data: Any) -> Any:
+        """The recipe mapping becomes the step kind's recipe model, or a message naming step and field."""
+        if not isinstance(data, dict) or data.get("recipe") is None:
+            return data
+        where, kind = f"step {data.get('id')}", data.get("kind")
+        if kind is None:
+            raise ValueError(f"{where}: a recipe needs a kind")
+        tool = KINDS.get(kind)
+        if tool is None:
+            raise ValueError(f"{where}: kind {kind!r} not one of {sorted(KINDS)}")
+        raw = data["recipe"]
+        if not isinstance(raw, dict | tool.recipe_model):
+            raise ValueError(f"{where} ({kind}): recipe: a mapping of {tool.recipe_model.__name__}")
+        try:
+            return {**data, "recipe": tool.recipe_model.model_validate(raw)}
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{where} ({kind}): {p}" for p in
+                                       recipe_problems(tool.recipe_model, exc))) from None
+
     @model_validator(mode="after")
     def _recipe(self) -> Self:
         where = f"step {self.id}"
         if self.kind is None:
-            if self.recipe is not None:
-                raise ValueError(f"{where}: a recipe needs a kind")
             problems = check_refs(self.effect, None, set(), set())
         else:
             tool = KINDS.get(self.kind)
             if tool is None:
                 raise ValueError(f"{where}: kind {self.kind!r} not one of {sorted(KINDS)}")
-            if not isinstance(self.recipe, dict | tool.recipe_model):
+            if self.recipe is None:
                 raise ValueError(f"{where} ({self.kind}): recipe: a mapping of {tool.recipe_model.__name__}")
-            try:
-                self.recipe = tool.recipe_model.model_validate(self.recipe)
-            except ValidationError as exc:
-                raise ValueError("; ".join(f"{where} ({self.kind}): {p}" for p in
-                                           recipe_problems(tool.recipe_model, exc))) from None
             problems = check_refs(self.effect, self.kind, set(tool.recipe_model.model_fields),
                                   set(tool.result_model.model_fields))
         problems += _kind_can(self.effect, self.kind)
