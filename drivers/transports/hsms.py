@@ -127,8 +127,9 @@ class HsmsLink:
         self._fail(ToolConnectionError(self.tool, "HSMS link closed"))
         if self._writer is not None:
             self._writer.close()
-            with contextlib.suppress(OSError, ConnectionError):
-                await self._writer.wait_closed()
+            with contextlib.suppress(OSError, ConnectionError, TimeoutError):
+                async with asyncio.timeout(1.0):  # a peer that never closes its end cannot hold us
+                    await self._writer.wait_closed()
         self._reader = self._writer = None
 
     async def linktest(self) -> float:
@@ -207,6 +208,7 @@ class HsmsLink:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(error)
+                fut.exception()  # seen: a request that gave up meanwhile must not log it at GC
 
     async def _read_message(self) -> tuple[Header, bytes]:
         assert self._reader is not None
