@@ -1,5 +1,5 @@
 """Host checks judged on the resolved address, never on the spelling: "0", "0.0" and
-"000.000.000.000" all resolve to 0.0.0.0, and "localhost" may resolve to ::1.
+"000.000.000.000" all resolve to the IPv4 wildcard address, and "localhost" may resolve to ::1.
 
 Loopback only is the default of everything waferline listens on; an external broker may be
 anywhere a site configures, but never the wildcard address (which targets nothing in particular).
@@ -15,7 +15,7 @@ import urllib.parse
 def resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """Every address `host` resolves to (numeric forms as the C library reads them); [] if none."""
     if host in ("", "*"):
-        return [ipaddress.ip_address("0.0.0.0")]
+        return [ipaddress.IPv4Address(0)]  # the wildcard: what a listener reads an empty host as
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):

@@ -28,7 +28,7 @@ from drivers.netcheck import loopback_problem
 log = logging.getLogger(__name__)
 
 def _check_host(host: str) -> None:
-    """Listen on loopback only, judged on the resolved address ("0" is 0.0.0.0 too)."""
+    """Listen on loopback only, judged on the resolved address ("0" is the wildcard address too)."""
     if (why := loopback_problem(host)) is not None:
         raise ValueError(f"refusing to bind the MQTT broker: {why}")
 

@@ -21,6 +21,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
 from drivers.addresses import ModbusRtuAddress, ModbusTcpAddress
+from drivers.netcheck import loopback_problem
 from drivers.profiles.base import Value
 from drivers.profiles.modbus import ModbusProfile, ModbusTable, ModbusVariable
 from drivers.transports.modbus_codec import decode, encode
@@ -96,8 +97,8 @@ class ModbusToolServer:
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> ModbusTcpAddress | ModbusRtuAddress:
         if isinstance(self.address, ModbusTcpAddress):
-            if self.address.host not in ("127.0.0.1", "localhost"):
-                raise ValueError("the emulator serves loopback only (host 127.0.0.1)")
+            if (why := loopback_problem(self.address.host)) is not None:  # the line's own rule
+                raise ValueError(f"the emulator serves loopback only: {why}")
             self._tcp = _TcpServer(self, self._device(), self.address.port)
             try:
                 await self._tcp.serve_forever(background=True)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from drivers.addresses import SerialAddress
+from drivers.netcheck import loopback_problem
 from drivers.profiles.base import Value
 from drivers.profiles.serial import SerialProfile
 from drivers.transports.serial_codec import codec_for
@@ -134,8 +135,8 @@ class SerialToolServer:
         url = self.address.url
         if url.startswith("socket://"):
             parsed = urllib.parse.urlparse(url)
-            if parsed.hostname not in ("127.0.0.1", "localhost"):
-                raise ValueError(f"{url}: emulators listen on loopback only (127.0.0.1)")
+            if (why := loopback_problem(parsed.hostname or "")) is not None:  # the line's own rule
+                raise ValueError(f"{url}: emulators listen on loopback only: {why}")
             self._tcp = await asyncio.start_server(self._on_client, "127.0.0.1", parsed.port or 0)
             url = f"socket://127.0.0.1:{self._tcp.sockets[0].getsockname()[1]}"
         else:
