@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.secrets import SecretRef
+from drivers.transports.hsms_timers import HsmsTimers
 
 
 class _Address(BaseModel):
@@ -46,8 +47,21 @@ class MqttAddress(_Address):
     ca_file: str | None = None
 
 
+class HsmsAddress(_Address):
+    """A GEM tool's HSMS-SS passive end: the host (waferline) connects, the tool listens."""
+
+    transport: Literal["hsms"] = "hsms"
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=0, le=65535, description="0: the emulator picks a free port")
+    session: int = Field(default=0, ge=0, le=32767, description="device id (HSMS session id)")
+    timers: HsmsTimers = Field(default_factory=HsmsTimers, description="T3, T5, T6, T7, T8, linktest")
+    events: bool = Field(default=True, description=(
+        "define reports and enable the profile's collection events (S2F33/35/37): a job's end arrives "
+        "as an S6F11; false: status by polling only"))
+
+
 Address = Annotated[
-    ModbusTcpAddress | ModbusRtuAddress | SerialAddress | MqttAddress,
+    ModbusTcpAddress | ModbusRtuAddress | SerialAddress | MqttAddress | HsmsAddress,
     Field(discriminator="transport"),
 ]
 
@@ -56,4 +70,5 @@ PROFILE_TRANSPORT = {
     "modbus_rtu": "modbus",
     "serial": "serial",
     "mqtt": "mqtt",
+    "hsms": "hsms",
 }

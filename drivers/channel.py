@@ -36,6 +36,7 @@ class Channel(ABC):
     """One link to one tool. Use as `async with channel:` or call connect()/close()."""
 
     transport: str = "?"
+    generation: int = 0  # event-driven transports bump it whenever the tool reports a change
 
     def __init__(self, tool: str, profile: ProfileBase, timeouts: Timeouts | None = None) -> None:
         self.tool = tool
@@ -98,6 +99,11 @@ class Channel(ABC):
                 f"it has {sorted(self.profile.command_names())}",
             )
         await self._io(lambda: self._command(name, args or {}))
+
+    async def wait_change(self, seen: int, timeout_s: float) -> None:
+        """Return after `timeout_s`, or as soon as `generation` moves past `seen`: a polling transport
+        just sleeps; one whose tool reports events (GEM's S6F11) wakes a waiting job at once."""
+        await asyncio.sleep(timeout_s)
 
     async def __aenter__(self: T) -> T:
         await self.connect()  # type: ignore[attr-defined]

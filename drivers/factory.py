@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from drivers.addresses import MqttAddress, SerialAddress
+from drivers.addresses import HsmsAddress, MqttAddress, SerialAddress
 from drivers.channel import Channel
 from drivers.kinds import KINDS
 from drivers.line import LineConfig, ToolConfig
-from drivers.profiles import ModbusProfile, MqttProfile, SerialProfile, load_profile
+from drivers.profiles import HsmsProfile, ModbusProfile, MqttProfile, SerialProfile, load_profile
 from drivers.tool import Tool
 
 
@@ -19,7 +19,7 @@ def make_channel(cfg: ToolConfig, base: Path | None = None) -> Channel:
     if isinstance(profile, ModbusProfile):
         from drivers.transports.modbus import ModbusChannel
 
-        assert not isinstance(address, SerialAddress | MqttAddress)
+        assert not isinstance(address, SerialAddress | MqttAddress | HsmsAddress)
         return ModbusChannel(cfg.name, profile, address, cfg.timeouts)
     if isinstance(profile, SerialProfile):
         from drivers.transports.serial import SerialChannel
@@ -31,6 +31,11 @@ def make_channel(cfg: ToolConfig, base: Path | None = None) -> Channel:
 
         assert isinstance(address, MqttAddress)
         return MqttChannel(cfg.name, profile, address, cfg.timeouts)
+    if isinstance(profile, HsmsProfile):
+        from drivers.transports.gem import HsmsChannel
+
+        assert isinstance(address, HsmsAddress)
+        return HsmsChannel(cfg.name, profile, address, cfg.timeouts)
     raise AssertionError(f"unhandled profile type {type(profile).__name__}")
 
 

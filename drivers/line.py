@@ -9,7 +9,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drivers.addresses import PROFILE_TRANSPORT, Address, ModbusTcpAddress, MqttAddress, SerialAddress
+from drivers.addresses import (
+    PROFILE_TRANSPORT,
+    Address,
+    HsmsAddress,
+    ModbusTcpAddress,
+    MqttAddress,
+    SerialAddress,
+)
 from drivers.channel import Timeouts
 from drivers.configs import SHIPPED, find
 from drivers.errors import ConfigError, ProfileError
@@ -129,11 +136,11 @@ def _check_emulated_addresses(tools: list[ToolConfig]) -> None:
         if not tool.emulated:
             continue
         where, a = f"tools.{i}({tool.name}).address", tool.address
-        host = a.host if isinstance(a, ModbusTcpAddress) else (
+        host = a.host if isinstance(a, ModbusTcpAddress | HsmsAddress) else (
             socket_url_host(a.url) if isinstance(a, SerialAddress) else None)
         if host is not None and (why := loopback_problem(host)) is not None:
             raise ValueError(f"{where}: {why}")
-        port = a.port if isinstance(a, ModbusTcpAddress) else (
+        port = a.port if isinstance(a, ModbusTcpAddress | HsmsAddress) else (
             urllib.parse.urlparse(a.url).port if isinstance(a, SerialAddress) and host is not None else None)
         if port:
             if port in ports:

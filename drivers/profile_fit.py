@@ -9,8 +9,9 @@ from typing import Any
 import annotated_types
 
 from drivers.errors import ProfileError
-from drivers.profiles import ModbusProfile
+from drivers.profiles import HsmsProfile, ModbusProfile
 from drivers.profiles.base import ProfileBase
+from drivers.profiles.hsms import INTEGER_RANGE
 
 RAW_RANGE = {"uint16": (0, 65535), "int16": (-32768, 32767), "uint32": (0, 2**32 - 1),
              "int32": (-(2**31), 2**31 - 1)}
@@ -44,6 +45,31 @@ def setpoint_problems(profile: ModbusProfile, recipe_model: Any) -> list[str]:
     return problems
 
 
+def secs_problems(profile: HsmsProfile, kind: Any) -> list[str]:
+    """Status and results are polled, so they are SVIDs; an integer item must hold its recipe field's
+    range, and job_id every id the driver makes."""
+    recipe_model = kind.recipe_model
+    polled = kind.required_variables() - set(recipe_model.model_fields)
+    problems = [f"variables.{n}: the driver reads it with S1F3, so it needs an svid"
+                for n in sorted(polled) if profile.variables[n].role != "sv"]
+    wanted = {n: _bounds(f) for n, f in recipe_model.model_fields.items()} | {"job_id": (1.0, 2.0**31 - 1)}
+    for name, (low, high) in wanted.items():
+        var = profile.variables.get(name)
+        if var is None or var.enum is not None:
+            continue
+        if var.format in ("A", "BOOLEAN") and name == "job_id":
+            problems.append(f"variables.job_id: a {var.format} item cannot hold a job id (use U4)")
+        held = INTEGER_RANGE.get(var.format)
+        if held is None:
+            continue
+        for bound in (b for b in (low, high) if b is not None):
+            if not held[0] <= bound <= held[1]:
+                problems.append(f"variables.{name}: a {var.format} item holds {held[0]}..{held[1]}, "
+                                f"but {bound:g} is allowed")
+                break
+    return problems
+
+
 def check_fits_kind(profile: ProfileBase, kind: Any, where: str) -> None:
     """ProfileError naming `where` and every gap between the profile and its kind."""
     missing = sorted(kind.required_variables() - profile.variable_names())
@@ -52,7 +78,7 @@ def check_fits_kind(profile: ProfileBase, kind: Any, where: str) -> None:
         raise ProfileError(f"{where}: {profile.name} lacks variables {missing} needed by kind {kind.kind}")
     if missing_cmd:
         raise ProfileError(f"{where}: {profile.name} lacks commands {missing_cmd} needed by kind {kind.kind}")
-    if isinstance(profile, ModbusProfile):
-        problems = setpoint_problems(profile, kind.recipe_model)
-        if problems:
-            raise ProfileError(f"{where}: " + "; ".join(problems))
+    problems = (setpoint_problems(profile, kind.recipe_model) if isinstance(profile, ModbusProfile)
+                else secs_problems(profile, kind) if isinstance(profile, HsmsProfile) else [])
+    if problems:
+        raise ProfileError(f"{where}: " + "; ".join(problems))

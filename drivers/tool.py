@@ -301,6 +301,7 @@ class Tool(Generic[R, S]):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_tool_s / self.time_scale + self.channel.timeouts.request_s
         while True:
+            seen = self.channel.generation
             st = await self.status()
             self.polls += 1
             if monitor is not None:
@@ -315,7 +316,7 @@ class Tool(Generic[R, S]):
                     self.name,
                     f"job {job} still {st.state}/{st.job_outcome} after {max_tool_s:g} tool s",
                 )
-            await asyncio.sleep(self.poll_interval_s)
+            await self.channel.wait_change(seen, self.poll_interval_s)
 
     def _to_status(self, raw: dict[str, Value]) -> ToolStatus:
         try:

@@ -17,6 +17,7 @@ class FaultKind(StrEnum):
     GARBLE = "garble"  # reply bytes corrupted
     DELAY = "delay"  # reply delayed by `delay_s` wall seconds
     LINK_DROP = "link_drop"  # connection closed by the tool side
+    SEPARATE = "separate"  # HSMS: the tool sends separate.req and closes (other transports: none)
     ALARM = "alarm"  # alarm raised mid-run
     DOOR_OPEN = "door_open"  # door opens mid-run
     DRIFT = "drift"  # a process value drifts out of band

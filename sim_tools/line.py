@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drivers.addresses import MqttAddress
 from drivers.errors import ConfigError
 from drivers.line import Endpoint, Endpoints, LineConfig, ToolConfig
-from drivers.profiles import ModbusProfile, MqttProfile, SerialProfile, load_profile
+from drivers.profiles import HsmsProfile, ModbusProfile, MqttProfile, SerialProfile, load_profile
 from drivers.secrets import SecretRef
 from drivers.validation import validate_model
 from sim_tools.clock import VirtualClock
@@ -193,4 +193,8 @@ def _make_server(
         from sim_tools.servers.mqtt import MqttToolServer
 
         return MqttToolServer(tool, profile, address, run_dir=run_dir)
+    if isinstance(profile, HsmsProfile):
+        from sim_tools.servers.gem import GemToolServer
+
+        return GemToolServer(tool, profile, address)
     raise AssertionError(type(profile).__name__)

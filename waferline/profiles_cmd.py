@@ -45,7 +45,7 @@ def check(files: list[Path] = typer.Argument(None, help="profile files (default:
 @app.command("new")
 def new(
     kind: str = typer.Argument(..., help=f"tool kind: {', '.join(sorted(KINDS))}"),
-    transport: str = typer.Argument(..., help="modbus, serial or mqtt"),
+    transport: str = typer.Argument(..., help="modbus, serial, mqtt or hsms"),
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
 ) -> None:
     """Write a starter profile for KIND over TRANSPORT from the kind's recipe and result models."""

@@ -5,7 +5,9 @@ TRANSPORT`) and edits addresses, scaling and command syntax to match the device'
 emulated line uses the generated maps as they are. Layout rules (stable, documented in the file):
 Modbus status in input registers from 0, interlocks and boolean results in discrete inputs,
 job/command at holding 0-2 and setpoints from holding 10; serial `STATUS?`, `RESULT?`, `RECIPE?`
-and `START <job> KEY=value ...`; MQTT the default topic layout.
+and `START <job> KEY=value ...`; MQTT the default topic layout; HSMS status and result SVIDs from
+1001 and 2001, setpoints as DVIDs from 3001, remote command START with a CPNAME per field, and one
+CEID per contract event.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 
 from drivers.profiles.base import CONTRACT_ENUMS
+from drivers.profiles.hsms import CONTROL_STATES
 from drivers.tool import Tool
 
 COMMON_ALARMS: dict[int, Any] = {
@@ -193,7 +196,48 @@ def render_yaml(kind: Kind, transport: str) -> str:
     return "\n".join(out) + "\n"
 
 
-GENERATORS = {"modbus": modbus_profile, "serial": serial_profile, "mqtt": mqtt_profile}
+SECS_FORMAT = {"float": "F8", "int": "U4", "bool": "BOOLEAN", "enum": "U1"}
+SVID_BASE = {"status": 1001, "result": 2001}  # setpoints are DVIDs from 3001: they only travel in reports
+
+
+def hsms_profile(kind: Kind) -> dict[str, Any]:
+    groups = kind_variables(kind)
+    variables: dict[str, Any] = {
+        "clock": {"svid": 9001, "format": "A", "description": "E30 Clock (YYYYMMDDhhmmsscc)"},
+        "control_state": {"svid": 9002, "format": "U1", "enum": "control", "description": "E30 ControlState"},
+        "establish_comm_timeout_s": {"ecid": 9101, "format": "U2", "unit": "s", "default": 10,
+                                     "description": "E30 EstablishCommunicationsTimeout"},
+    }
+    for group, base in (*SVID_BASE.items(), ("setpoint", 3001)):
+        role = "dvid" if group == "setpoint" else "svid"
+        for i, (name, (typ, _members)) in enumerate(groups[group].items()):
+            spec: dict[str, Any] = {role: base + i, "format": SECS_FORMAT[typ]}
+            if typ == "enum":
+                spec["enum"] = _enum_ref(name)
+            variables[name] = spec
+    setpoints = list(groups["setpoint"])
+    return _header(kind, "hsms") | {
+        "gem": {"mdln": f"WL-{kind.kind.upper()}"[:20], "softrev": "1.0", "initial_control": "host_offline",
+                "trace_period_s": 10},
+        "enums": _enums(groups) | {"control": dict(CONTROL_STATES)},
+        "variables": variables,
+        "commands": {
+            "start": {"rcmd": "START", "params": {"JOB_ID": "job_id", **{_key(n): n for n in setpoints}}},
+            "abort": {"rcmd": "ABORT"},
+            "reset": {"rcmd": "RESET"},
+        },
+        "events": {
+            "job_started": {"ceid": 100, "rptid": 100, "variables": ["job_id", *setpoints]},
+            "job_ended": {"ceid": 101, "rptid": 101,
+                          "variables": ["job_id", "job_outcome", *groups["result"]]},
+            "state_changed": {"ceid": 102, "rptid": 102, "variables": ["state", "job_id", "job_outcome"]},
+            "alarm_changed": {"ceid": 103, "rptid": 103, "variables": ["alarm_id", "state"]},
+            "interlock_changed": {"ceid": 104, "rptid": 104, "variables": list(kind.interlock_inputs)},
+        },
+    }
+
+
+GENERATORS = {"modbus": modbus_profile, "serial": serial_profile, "mqtt": mqtt_profile, "hsms": hsms_profile}
 
 
 def generate_profile(kind: Kind, transport: str) -> dict[str, Any]:

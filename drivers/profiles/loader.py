@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from drivers.configs import SHIPPED, find, names
 from drivers.errors import ProfileError
+from drivers.profiles.hsms import HsmsProfile
 from drivers.profiles.modbus import ModbusProfile
 from drivers.profiles.mqtt import MqttProfile
 from drivers.profiles.serial import SerialProfile
@@ -17,10 +18,10 @@ from drivers.validation import describe_validation_error, read_yaml
 PROFILE_DIR = SHIPPED / "profiles"
 
 AnyProfile = Annotated[
-    ModbusProfile | SerialProfile | MqttProfile, Field(discriminator="transport")
+    ModbusProfile | SerialProfile | MqttProfile | HsmsProfile, Field(discriminator="transport")
 ]
-_ADAPTER: TypeAdapter[ModbusProfile | SerialProfile | MqttProfile] = TypeAdapter(AnyProfile)
-TRANSPORTS = ("modbus", "serial", "mqtt")
+_ADAPTER: TypeAdapter[ModbusProfile | SerialProfile | MqttProfile | HsmsProfile] = TypeAdapter(AnyProfile)
+TRANSPORTS = ("modbus", "serial", "mqtt", "hsms")
 
 
 def resolve_profile_path(name_or_path: str | Path, base: Path | None = None) -> Path:
@@ -35,7 +36,7 @@ def resolve_profile_path(name_or_path: str | Path, base: Path | None = None) -> 
     return find("profiles", text, ProfileError)
 
 
-def parse_profile(data: Any, source: str) -> ModbusProfile | SerialProfile | MqttProfile:
+def parse_profile(data: Any, source: str) -> ModbusProfile | SerialProfile | MqttProfile | HsmsProfile:
     if not isinstance(data, dict):
         what = "is empty: expected" if data is None else "expected"
         raise ProfileError(f"{source}: {what} a mapping at the top level")
@@ -50,7 +51,7 @@ def parse_profile(data: Any, source: str) -> ModbusProfile | SerialProfile | Mqt
         raise ProfileError(describe_validation_error(source, exc)) from exc
 
 
-Profile = ModbusProfile | SerialProfile | MqttProfile
+Profile = ModbusProfile | SerialProfile | MqttProfile | HsmsProfile
 _CACHE: dict[tuple[str, int, int], Profile] = {}  # (path, mtime_ns, size) -> parsed (frozen) profile
 
 

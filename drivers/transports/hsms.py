@@ -20,9 +20,8 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from drivers.errors import CommandRejected, ProtocolError, ToolConnectionError, ToolTimeout
+from drivers.transports.hsms_timers import HsmsTimers
 from drivers.transports.secs2 import Item, SecsDecodeError, decode, encode
 
 log = logging.getLogger(__name__)
@@ -33,21 +32,6 @@ MAX_MESSAGE = 16 * 1024 * 1024  # a longer length is a garbled stream, not a mes
 S9_TEXT = {1: "unrecognized device id", 3: "unrecognized stream", 5: "unrecognized function",
            7: "illegal data", 9: "transaction timer (T3) timeout", 11: "data too long",
            13: "conversation timeout"}
-
-
-class HsmsTimers(BaseModel):
-    """The HSMS timers of one tool, seconds (E37 defaults)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    t3: float = Field(default=45.0, gt=0, le=600, description="reply timeout")
-    t5: float = Field(default=10.0, gt=0, le=600, description="connect separation / connect timeout")
-    t6: float = Field(default=5.0, gt=0, le=600, description="control transaction timeout")
-    t7: float = Field(default=10.0, gt=0, le=600, description="not-selected timeout")
-    t8: float = Field(default=5.0, gt=0, le=120, description="inter-character timeout")
-    linktest_s: float = Field(default=0.0, ge=0, le=3600, description="0: no periodic linktest")
-    select_delay_s: float = Field(default=0.05, ge=0, le=5, description=(
-        "pause between connecting and select.req: passive equipment built on secsgem drops a select that "
-        "arrives before its accept has finished (it then rejects every message as not selected)"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +56,26 @@ class Header:
 
 
 OnMessage = Callable[[int, int, Item | None], Awaitable[Item | None]]
+
+
+class Unrecognised(Exception):
+    """Raised by an `on_message` handler: the link answers S9F<function> (3 stream, 5 function,
+    7 illegal data) with the message's header, as E5 says."""
+
+    def __init__(self, function: int) -> None:
+        super().__init__(f"S9F{function}: {S9_TEXT.get(function, 'error')}")
+        self.function = function
+
+
+def _mhead_system(body: bytes) -> int:
+    """The system bytes of the message an S9 answers (its MHEAD, a 10-byte B item), else 0."""
+    try:
+        item = decode(body)
+    except SecsDecodeError:
+        return 0
+    if item.format != "B" or len(item.value) != 10:
+        return 0
+    return int.from_bytes(item.value[6:10], "big")
 
 
 class HsmsLink:
@@ -237,6 +241,9 @@ class HsmsLink:
     async def _dispatch(self, header: Header, body: bytes) -> None:
         st = header.stype
         reply = st == DATA and not header.wbit and header.system in self._pending
+        if st == DATA and header.stream == 9 and not reply:  # S9 names our message in its MHEAD
+            header = Header(header.session, 9, header.function, DATA, _mhead_system(body))
+            reply = header.system in self._pending
         if st in (SELECT_RSP, LINKTEST_RSP, DESELECT_RSP, REJECT_REQ) or reply:
             fut = self._pending.get(header.system)
             if fut is not None and not fut.done():
@@ -260,9 +267,13 @@ class HsmsLink:
         try:
             item = decode(body) if body else None
         except SecsDecodeError:
-            await self.send(9, 7, Item.binary(header.pack()), system=header.system)
+            await self.send(9, 7, Item.binary(header.pack()))
             return
-        answer = await self.on_message(header.stream, header.function, item) if self.on_message else None
+        try:
+            answer = await self.on_message(header.stream, header.function, item) if self.on_message else None
+        except Unrecognised as exc:
+            await self.send(9, exc.function, Item.binary(header.pack()))  # a new primary: own system bytes
+            return
         if header.wbit:
             if answer is None and self.on_message is None:
                 await self.send(header.stream, 0, None, system=header.system)  # F0: not handled here
