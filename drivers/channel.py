@@ -194,7 +194,7 @@ class Channel(ABC):
         raise ToolConnectionError(
             self.tool,
             f"cannot connect ({self.transport}) within {self.timeouts.connect_s:g} s: "
-            f"{last or 'timed out'}",
+            f"{str(last) or type(last).__name__ if last else 'timed out'}",
         )
 
 

@@ -75,6 +75,7 @@ class HsmsCommand(StrictModel):
     params: dict[str, str] = Field(default_factory=dict, description="CPNAME -> variable (CPVAL)")
     program: list[str] = Field(default_factory=list, description=(
         "variables sent first as a process program (S7F3); empty: all go as parameters"))
+    text_values: bool = Field(default=False, description="send every CPVAL as an A item (text)")
 
 
 class HsmsEvent(StrictModel):

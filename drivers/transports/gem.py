@@ -36,7 +36,7 @@ from drivers.transports.gem_codes import (
     parse_alarm,
     parse_event,
 )
-from drivers.transports.gem_values import ValueMismatch, from_item, to_item
+from drivers.transports.gem_values import ValueMismatch, from_item, to_item, to_text_item
 from drivers.transports.hsms import HsmsLink, Unrecognised
 from drivers.transports.secs2 import Item
 
@@ -102,23 +102,37 @@ class HsmsChannel(Channel):
             why = f"ONLACK {onlack}: {ONLACK.get(onlack, '?')}"
             raise ToolOffline(self.tool, f"S1F17: online refused ({why}); is the tool switched to "
                                          "equipment offline?")
-        await link.request(5, 3, Item.list(Item.binary(b"\x80"), Item.u4()))  # every alarm reported
+        await self._enable_alarms(link)
         if self.address.events and self.gem.events:
             await self._define_reports(link)
         if self.gem.gem.trace_period_s and self._trace_vars:
             await self._start_trace(link)
 
+    async def _enable_alarms(self, link: HsmsLink) -> None:
+        """S5F3 per ALID of the profile (some tools take no zero-length "all"). A tool that refuses
+        still shows its alarm in the alarm_id status variable: the refusal is logged, not fatal."""
+        for alid in self.gem.alarms:
+            try:
+                code = ack_code(await link.request(5, 3, Item.list(Item.binary(b"\x80"), Item.u4(alid))))
+            except (CommandRejected, ProtocolError, ValueError) as exc:
+                code, why = -1, str(exc)
+            else:
+                why = f"ACKC5 {code}"
+            if code != 0:
+                self.log.warning("S5F3: alarm %d not enabled (%s): its reports will not come, its status will",
+                                 alid, why)
+
     async def _define_reports(self, link: HsmsLink) -> None:
         events = self.gem.events.values()
         check = self._check_ack
-        check("S2F37", ERACK, await link.request(2, 37, Item.list(Item("BOOLEAN", [False]), Item.u4())))
+        check("S2F37", ERACK, await link.request(2, 37, Item.list(Item("BOOLEAN", [False]), Item.list())))
         check("S2F33", DRACK, await link.request(2, 33, Item.list(Item.u4(0), Item.list())))
         reports = [Item.list(Item.u4(e.rptid), Item.list(*[Item.u4(self.gem.variables[v].vid)
                                                             for v in e.variables])) for e in events]
         check("S2F33", DRACK, await link.request(2, 33, Item.list(Item.u4(1), Item.list(*reports))))
         links = [Item.list(Item.u4(e.ceid), Item.list(Item.u4(e.rptid))) for e in events]
         check("S2F35", LRACK, await link.request(2, 35, Item.list(Item.u4(2), Item.list(*links))))
-        ceids = Item.u4(*[e.ceid for e in events])
+        ceids = _u4_list([e.ceid for e in events])
         check("S2F37", ERACK, await link.request(2, 37, Item.list(Item("BOOLEAN", [True]), ceids)))
 
     async def _start_trace(self, link: HsmsLink) -> None:
@@ -212,7 +226,7 @@ class HsmsChannel(Channel):
             wanted = profile.by_role(list(names), role)
             if not wanted:
                 continue
-            ids = Item.u4(*[profile.variables[n].vid for n in wanted])
+            ids = _u4_list([profile.variables[n].vid for n in wanted])
             what = f"S{stream}F{function + 1}"
             reply = await link.request(stream, function, ids)
             try:
@@ -233,7 +247,8 @@ class HsmsChannel(Channel):
         if unknown:
             raise ToolError(self.tool, f"command {name!r} takes {declared}, not {unknown}")
         try:
-            params = [Item.list(Item.ascii(cp), to_item(self.gem, var, args[var]))
+            encode = to_text_item if cmd.text_values else to_item
+            params = [Item.list(Item.ascii(cp), encode(self.gem, var, args[var]))
                       for cp, var in cmd.params.items() if var in args]
             if cmd.program:
                 ppid = await self._download(name, args)
@@ -270,6 +285,11 @@ class HsmsChannel(Channel):
             why = f"ACKC7 {ack} ({ACKC7.get(ack, '?')})"
             raise CommandRejected(self.tool, f"S7F3 process program {ppid}: {why}")
         return ppid
+
+
+def _u4_list(ids: list[int]) -> Item:
+    """E5's `L,n <id>`: ids (SVID, CEID, ...) as a list of one-value U4 items."""
+    return Item.list(*[Item.u4(i) for i in ids])
 
 
 def _code(item: Item) -> int:

@@ -81,3 +81,29 @@ def from_item(profile: HsmsProfile, name: str, item: Item) -> Value:
         if var.format == "BOOLEAN" and raw in (0, 1):
             return bool(raw)
     raise ValueMismatch(f"{name}: {item.format} item where {var.format} was declared")
+
+
+def param_from_item(profile: HsmsProfile, name: str, item: Item) -> Value:
+    """A command parameter (CPVAL): as from_item, and a number or flag may also come as text (A), as
+    many hosts and tools send every CPVAL."""
+    var = profile.variables[name]
+    if item.format != "A" or var.format == "A" or var.enum is not None:
+        return from_item(profile, name, item)
+    text = str(item.value).strip()
+    try:
+        if var.format in ("F4", "F8"):
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError(text)
+            return number
+        if var.format == "BOOLEAN":
+            return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+        return int(text)
+    except (ValueError, KeyError):
+        raise ValueMismatch(f"{name}: {text!r} is not a {var.format} value") from None
+
+
+def to_text_item(profile: HsmsProfile, name: str, value: Value) -> Item:
+    """A CPVAL as text, for tools whose remote commands take every parameter as A."""
+    to_item(profile, name, value)  # the same range checks
+    return Item("A", str(value))

@@ -18,7 +18,7 @@ from typing import Any
 from drivers.addresses import HsmsAddress
 from drivers.profiles.hsms import CONTROL_STATES, HsmsProfile
 from drivers.transports.gem_codes import ALCD_CATEGORY
-from drivers.transports.gem_values import ValueMismatch, from_item, to_item
+from drivers.transports.gem_values import ValueMismatch, param_from_item, to_item
 from drivers.transports.hsms import Unrecognised
 from drivers.transports.secs2 import Item
 from sim_tools.model import EmulatedTool
@@ -104,14 +104,14 @@ class GemToolServer:
     async def _handle(self, stream: int, function: int, item: Item | None) -> Reply | None:
         if stream not in STREAMS:
             raise Unrecognised(3)
+        handler = self.commands.table.get((stream, function))
+        if handler is None:
+            raise Unrecognised(5)
         if self.comm_state != "COMMUNICATING" and (stream, function) != (1, 13):
             return 0, None  # E30: not communicating, abort the transaction
         offline = self.control_state in ("HOST_OFFLINE", "EQUIPMENT_OFFLINE")
         if offline and (stream, function) not in ((1, 13), (1, 15), (1, 17)):
             return 0, None
-        handler = self.commands.table.get((stream, function))
-        if handler is None:
-            raise Unrecognised(5)
         try:
             return function + 1, await handler(item)
         except (ValueError, IndexError, TypeError, AttributeError, ValueMismatch) as exc:
@@ -186,7 +186,7 @@ class GemToolServer:
             old.task.cancel()
 
     def decode_param(self, name: str, item: Item) -> Any:
-        return from_item(self.profile, name, item)
+        return param_from_item(self.profile, name, item)
 
     @staticmethod
     def ids(item: Item) -> list[int]:

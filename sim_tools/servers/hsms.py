@@ -120,6 +120,8 @@ class HsmsPassive:
             await self._connection(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, TimeoutError) as exc:
             log.info("%s: HSMS connection ended: %s", self.name, exc or type(exc).__name__)
+        except asyncio.CancelledError:  # stop(): asyncio's stream callback would log a cancelled task
+            log.debug("%s: HSMS connection closed by stop", self.name)
         finally:
             self._conns.discard(task)
             if self._writer is writer:
