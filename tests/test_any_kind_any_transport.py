@@ -1,6 +1,6 @@
 """Every tool kind over every transport, bound by configuration alone.
 
-One line holds each kind on Modbus TCP, Modbus RTU (pty), serial (pty) and MQTT, all emulated and
+One line holds each kind on Modbus TCP, Modbus RTU (pty), serial (pty), MQTT and HSMS, all emulated and
 speaking the shipped profiles `<kind>-<transport>`. Each pair runs the kind's example recipe
 (configs/recipes/<kind>.yaml) end to end through the driver, and a stuck-busy tool times out.
 """
@@ -30,8 +30,10 @@ ADDRESSES: dict[str, dict[str, Any]] = {
     "modbus_rtu": {"transport": "modbus_rtu", "device": "pty", "baud": 921600},
     "serial": {"transport": "serial", "url": "pty", "baud": 921600},
     "mqtt": {"transport": "mqtt", "prefix": "waferline/matrix/{name}"},
+    "hsms": {"transport": "hsms", "port": 0, "timers": {"t3": 5}},
 }
-PROFILE_TRANSPORT = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "serial": "serial", "mqtt": "mqtt"}
+PROFILE_TRANSPORT = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "serial": "serial", "mqtt": "mqtt",
+                     "hsms": "hsms"}
 PAIRS = [(kind, transport) for kind in sorted(KINDS) for transport in ADDRESSES]
 
 
@@ -68,7 +70,7 @@ async def matrix() -> AsyncIterator[tuple[LineConfig, EmulatedLine]]:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_kind_has_an_example_recipe_and_all_profiles(kind: str) -> None:
     example_recipe(kind)  # validates against the kind's ranges
-    for transport in ("modbus", "serial", "mqtt"):
+    for transport in ("modbus", "serial", "mqtt", "hsms"):
         assert (RECIPES.parent / "profiles" / f"{kind}-{transport}.yaml").exists()
 
 

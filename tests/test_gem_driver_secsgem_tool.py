@@ -62,7 +62,8 @@ class SecsgemBonder:
                 h.data_values[var.vid] = secsgem.gem.DataValue(var.vid, name, kind, False)
         self.set(state=codes["state"]["IDLE"], alarm_id=0, job_id=0, job_outcome=0, boot_id=77,
                  door_closed=True, vacuum_ok=True, cooling_water_ok=True, emo_ok=True, chuck_temp_c=25.0,
-                 applied_force_kn=0.0, chamber_pressure_mbar=1013.0, clock="2026120500000000", control_state=5,
+                 applied_force_kn=0.0, chamber_pressure_mbar=1013.0, clock="2026120500000000",
+                 control_state=5,
                  **dict.fromkeys(RESULTS, 0.0))
         for event in profile.events.values():
             h.collection_events[event.ceid] = secsgem.gem.CollectionEvent(

@@ -46,7 +46,9 @@ async def gem_line() -> AsyncIterator[tuple[EmulatedLine, GemToolServer, int]]:
 
 
 @pytest.fixture
-async def host(gem_line: tuple[EmulatedLine, GemToolServer, int]) -> AsyncIterator[secsgem.gem.GemHostHandler]:
+async def host(
+    gem_line: tuple[EmulatedLine, GemToolServer, int],
+) -> AsyncIterator[secsgem.gem.GemHostHandler]:
     settings = secsgem.hsms.HsmsSettings(address="127.0.0.1", port=gem_line[2],
                                          connect_mode=secsgem.hsms.HsmsConnectMode.ACTIVE,
                                          device_type=secsgem.common.DeviceType.HOST, session_id=0)
@@ -95,7 +97,8 @@ async def test_secsgem_host_drives_emulated_tool(
 
     host.events.collection_event_received += on_event
     ended = profile.events["job_ended"].ceid
-    await call(host.subscribe_collection_event, ended, [sv["job_id"], sv["job_outcome"], sv["peak_temp_c"]], 7)
+    carried = [sv["job_id"], sv["job_outcome"], sv["peak_temp_c"]]
+    await call(host.subscribe_collection_event, ended, carried, 7)
 
     recipe = yaml.safe_load((RECIPES / "bonder.yaml").read_text())
     KINDS["bonder"].recipe_model.model_validate(recipe)
@@ -126,6 +129,6 @@ async def test_secsgem_host_drives_emulated_tool(
     server.remote = False
     assert await call(host.go_online) == 0
     assert server.control_state == "ONLINE_LOCAL"
-    refused = await call(host.send_remote_command, "START", [["JOB_ID", 4712]] + params[1:])
+    refused = await call(host.send_remote_command, "START", [["JOB_ID", 4712], *params[1:]])
     assert refused.HCACK.get() == 2
     assert model.job_log == [4711]

@@ -60,10 +60,20 @@ def kill_mid_step(ctrl: subprocess.Popen[str], runs: Path, sig: int = signal.SIG
         time.sleep(0.005)
 
 
+@pytest.fixture(params=["emulated", "fab"])
+def slow_any_line(
+    request: pytest.FixtureRequest, tmp_path: Path,
+) -> Iterator[tuple[Path, Path, dict[str, str]]]:
+    """The default line and the all-HSMS fab line: on the fab line the kill drops every GEM tool's
+    HSMS link mid-job, and the resumed controller must ask the tool (S1F3), never re-run."""
+    with sim_up(request.param, 4000, tmp_path) as running:
+        yield running
+
+
 def test_sigkill_mid_step_then_resume_runs_every_step_exactly_once(
-    slow_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
+    slow_any_line: tuple[Path, Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    line, eps, env = slow_line
+    line, eps, env = slow_any_line
     runs = tmp_path / "runs"
     ctrl = subprocess.Popen([*WAFERLINE, "run", "flow-a", "--wafers", "2", "--line", str(line),
                              "--endpoints", str(eps)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -119,8 +119,8 @@ class HsmsChannel(Channel):
             else:
                 why = f"ACKC5 {code}"
             if code != 0:
-                self.log.warning("S5F3: alarm %d not enabled (%s): its reports will not come, its status will",
-                                 alid, why)
+                self.log.warning("S5F3: alarm %d not enabled (%s): its reports will not come, its "
+                                 "status will", alid, why)
 
     async def _define_reports(self, link: HsmsLink) -> None:
         events = self.gem.events.values()
