@@ -2,7 +2,7 @@
 memory and CPU (issue 5; benchmarks/line.py calls `measure_scale`).
 
 Run:  python -m benchmarks._scale --tools 200 --seconds 20 [--broker amqtt|amqtt-process|mosquitto]
-      [--poll-interval S]
+      [--poll-interval S] [--mix default|hsms]
       [--json]
 
 The emulators run in a child process (benchmarks/_scale_emu.py: what `waferline sim up` does with a
@@ -31,11 +31,11 @@ from typing import Any
 import psutil
 
 from benchmarks._scale_line import (
+    MIXES,
     build_line,
     fds_needed,
     load_recipes,
     raise_nofile,
-    transport_counts,
     write_line,
 )
 from benchmarks._scale_probe import LagTicker, ToolProbe, TransportStats
@@ -59,7 +59,7 @@ RECOVER_S = 10.0
 
 
 async def measure_scale(tools: int = 200, seconds: float = 20.0, *, broker: str = "amqtt",
-                        poll_interval_s: float | None = None) -> dict[str, Any]:
+                        poll_interval_s: float | None = None, mix: str = "default") -> dict[str, Any]:
     """Drive `tools` emulated tools at once for `seconds`; return the figures (see module doc).
 
     `poll_interval_s` overrides the drivers' default poll interval (e.g. 0.25: a real tool's)."""
@@ -79,7 +79,7 @@ async def measure_scale(tools: int = 200, seconds: float = 20.0, *, broker: str 
             if mosquitto is not None:
                 broker_cfg = BrokerConfig(embedded=False, port=await mosquitto.start(),
                                           anonymous=True, tls=False)  # measures the broker alone
-            line = build_line(tools, broker_cfg)
+            line = build_line(tools, broker_cfg, mix=mix)
             emulators = EmulatorProcess(write_line(line, work / "line.yaml"), work)
             t0 = loop.time()
             endpoints = await emulators.start()
@@ -98,7 +98,7 @@ async def measure_scale(tools: int = 200, seconds: float = 20.0, *, broker: str 
         result["emulator"]["exit_code"] = emulators.returncode
         if emulators.returncode not in (0, None):
             result["emulator"]["log_tail"] = emulators.log_tail()
-    result.update(broker=broker, seconds=seconds)
+    result.update(broker=broker, seconds=seconds, mix=mix)
     result["nofile"]["controller"] = nofile
     return result
 
@@ -109,7 +109,7 @@ async def _drive_line(line: LineConfig, recipes: dict[str, Recipe], seconds: flo
     loop = asyncio.get_running_loop()
     me = psutil.Process()
     rss_before = usage(me)["rss_mb"]
-    stats = {t: TransportStats() for t, n in transport_counts(len(line.tools)).items() if n}
+    stats = {t: TransportStats() for t in dict.fromkeys(tool.address.transport for tool in line.tools)}
     probes = [ToolProbe(make_tool(cfg, line), stats[cfg.address.transport]) for cfg in line.tools]
     for p in probes:
         p.stats.tools += 1
@@ -255,11 +255,13 @@ def main() -> None:
     parser.add_argument("--broker", choices=BROKERS, default="amqtt")
     parser.add_argument("--poll-interval", type=float, default=None,
                         help="seconds between status polls (default: the drivers' default)")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="default",
+                        help="default: Modbus TCP/RTU, serial and MQTT; hsms: every tool GEM over HSMS")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     result = asyncio.run(measure_scale(args.tools, args.seconds, broker=args.broker,
-                                       poll_interval_s=args.poll_interval))
+                                       poll_interval_s=args.poll_interval, mix=args.mix))
     print_report(result)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -9,7 +9,14 @@ from typing import Any
 
 import yaml
 
-from drivers.addresses import Address, ModbusRtuAddress, ModbusTcpAddress, MqttAddress, SerialAddress
+from drivers.addresses import (
+    Address,
+    HsmsAddress,
+    ModbusRtuAddress,
+    ModbusTcpAddress,
+    MqttAddress,
+    SerialAddress,
+)
 from drivers.kinds import KINDS
 from drivers.line import BrokerConfig, LineConfig, ToolConfig
 from drivers.tool import Recipe
@@ -17,7 +24,9 @@ from drivers.validation import read_yaml
 
 # Share of the tools per transport (the issue's mix); the largest remainder rounds.
 MIX = (("modbus_tcp", 0.40), ("modbus_rtu", 0.10), ("serial", 0.25), ("mqtt", 0.25))
-PROFILE_SUFFIX = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "serial": "serial", "mqtt": "mqtt"}
+MIXES: dict[str, tuple[tuple[str, float], ...]] = {"default": MIX, "hsms": (("hsms", 1.0),)}
+PROFILE_SUFFIX = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "serial": "serial", "mqtt": "mqtt",
+                  "hsms": "hsms"}
 # 600 tool s per wall s with the recipes below: shortest job (coater) ~0.52 s, longest (bonder) ~1.98 s.
 TIME_SCALE = 600.0
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "recipes"
@@ -34,16 +43,17 @@ RECIPE_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def transport_counts(tools: int) -> dict[str, int]:
-    """Tools per transport by MIX; every transport gets at least one once there are four tools."""
+def transport_counts(tools: int, mix: str = "default") -> dict[str, int]:
+    """Tools per transport by the mix; every transport gets at least one once there are enough tools."""
     if tools < 1:
         raise ValueError("tools must be >= 1")
-    exact = {t: tools * share for t, share in MIX}
+    shares = MIXES[mix]
+    exact = {t: tools * share for t, share in shares}
     counts = {t: int(v) for t, v in exact.items()}
     by_remainder = sorted(exact, key=lambda t: exact[t] - counts[t], reverse=True)
     for t in by_remainder[: tools - sum(counts.values())]:
         counts[t] += 1
-    if tools >= len(MIX):
+    if tools >= len(shares):
         for t in counts:
             while counts[t] == 0:
                 donor = max(counts, key=lambda d: counts[d])
@@ -59,14 +69,17 @@ def _address(transport: str, name: str, index: int) -> Address:
         return ModbusRtuAddress(device="pty", baud=115200, parity="N", unit=index % 247 + 1)
     if transport == "serial":
         return SerialAddress(url="pty", baud=115200)
+    if transport == "hsms":
+        return HsmsAddress(port=0, session=index % 32768)
     return MqttAddress(prefix=f"waferline/scale/{name}")
 
 
-def build_line(tools: int, broker: BrokerConfig, time_scale: float = TIME_SCALE) -> LineConfig:
+def build_line(tools: int, broker: BrokerConfig, time_scale: float = TIME_SCALE,
+               mix: str = "default") -> LineConfig:
     """`tools` emulated tools in one block per transport; kinds cycle through all nine."""
     kinds = sorted(KINDS)
     entries: list[ToolConfig] = []
-    for transport, count in transport_counts(tools).items():
+    for transport, count in transport_counts(tools, mix).items():
         for _ in range(count):
             i = len(entries)
             kind = kinds[i % len(kinds)]

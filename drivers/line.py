@@ -216,9 +216,24 @@ class Endpoints(BaseModel):
         return validate_model(cls, data, str(path))
 
 
+def check_endpoints(line: LineConfig, endpoints: Endpoints) -> None:
+    """ConfigError if the endpoints file was written for other tools than the line's: a file of another
+    line would pair this line's profiles with its addresses."""
+    live = {e.name: e for e in endpoints.tools}
+    for t in line.tools:
+        e = live.get(t.name)
+        if e is not None and (e.kind, e.profile, e.transport) != (t.kind, t.profile, t.address.transport):
+            raise ConfigError(
+                f"endpoints file of line {endpoints.line!r}: tool {t.name} is a {e.kind} with profile "
+                f"{e.profile} over {e.transport} there, but a {t.kind} with profile {t.profile} over "
+                f"{t.address.transport} in line {line.name!r}: give the line the emulators were started "
+                "with (--line)")
+
+
 def apply_endpoints(line: LineConfig, endpoints: Endpoints) -> LineConfig:
     """The line with each emulated tool's address replaced by its live one."""
     live = {e.name: e for e in endpoints.tools}
+    check_endpoints(line, endpoints)
     tools = [
         t.model_copy(update={"address": live[t.name].address}) if t.name in live else t
         for t in line.tools

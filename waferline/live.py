@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from drivers.line import Endpoints, LineConfig, apply_endpoints
+from drivers.line import Endpoints, LineConfig, apply_endpoints, check_endpoints
 from waferline.common import default_endpoints_file
 
 EMBEDDED = "embedded emulators"  # the source of a line whose emulators live in this process
@@ -24,15 +24,18 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-def resolve_endpoints(line: str, explicit: Path | None) -> Endpoints | None:
-    """The explicit file (errors if unreadable), else the line's default file if its line still runs."""
+def resolve_endpoints(line: str, explicit: Path | None, config: LineConfig | None = None) -> Endpoints | None:
+    """The explicit file (errors if unreadable), else the line's default file if its line still runs;
+    ConfigError if it describes other tools than `config`'s."""
+    live: Endpoints | None = None
     if explicit is not None:
-        return Endpoints.read(explicit)
-    path = default_endpoints_file(line)
-    if not path.exists():
-        return None
-    live = Endpoints.read(path)
-    return live if _pid_alive(live.pid) else None
+        live = Endpoints.read(explicit)
+    elif (path := default_endpoints_file(line)).exists():
+        live = Endpoints.read(path)
+        live = live if _pid_alive(live.pid) else None
+    if live is not None and config is not None:
+        check_endpoints(config, live)
+    return live
 
 
 @asynccontextmanager

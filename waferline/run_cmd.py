@@ -121,7 +121,7 @@ def _throughput(report: Path) -> None:
 def _go(coro_factory: Any, line: str, endpoints: Path | None, time_scale: float | None) -> None:
     config = load_line_or_exit(line)
     try:
-        live = resolve_endpoints(line, endpoints)
+        live = resolve_endpoints(line, endpoints, config)
     except WaferlineError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -75,9 +75,9 @@ def status_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _endpoints_or_exit(line: str, explicit: Path | None) -> Endpoints | None:
+def _endpoints_or_exit(line: str, explicit: Path | None, config: LineConfig) -> Endpoints | None:
     try:
-        return resolve_endpoints(line, explicit)
+        return resolve_endpoints(line, explicit, config)
     except WaferlineError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -90,7 +90,7 @@ def status(line: str = LINE_OPT, endpoints: Path | None = ENDPOINTS_OPT, as_json
     Without a running `sim up`, the line's emulated tools are started in-process for the query.
     """
     config = load_line_or_exit(line)
-    live = _endpoints_or_exit(line, endpoints)
+    live = _endpoints_or_exit(line, endpoints, config)
 
     async def go() -> tuple[list[dict[str, Any]], str]:
         owners = await running_owners()
@@ -143,7 +143,7 @@ def run(
     except ConfigError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    live = _endpoints_or_exit(line, endpoints)
+    live = _endpoints_or_exit(line, endpoints, config)
 
     async def go() -> dict[str, Any]:
         owners = await running_owners()
@@ -183,7 +183,7 @@ def _one_command(line: str, endpoints: Path | None, tool: str, verb: str) -> Non
     except ConfigError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    live = _endpoints_or_exit(line, endpoints)
+    live = _endpoints_or_exit(line, endpoints, config)
 
     async def go() -> tuple[dict[str, Any], str]:
         owners = await running_owners()
