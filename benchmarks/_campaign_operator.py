@@ -38,7 +38,7 @@ RUN_LIMIT_S = 180.0
 MAX_INTERVENTIONS = 8
 PRE_ARMED = {"alarm": "alarm", "door_open": "door_open", "drift": "drift", "stuck_busy": "stuck_busy",
              "off_target": "off_target", "kill9_held": "alarm"}
-LINK = {"silence": 1.0, "garble": 0.5, "delay": 1.0, "link_drop": 0.5}
+LINK = {"silence": 1.0, "garble": 0.5, "delay": 1.0, "link_drop": 0.5, "separate": 0.5}
 
 
 class Operator:

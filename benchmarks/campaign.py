@@ -1,13 +1,15 @@
 """Fault campaign: N seeded, randomized fault runs of Flow A (2 wafers), the campaign acting as operator.
 
-Run:  python -m benchmarks.campaign [--runs 200] [--seed 1] [--time-scale 20000] [--json FILE]
+Run:  python -m benchmarks.campaign [--runs 200] [--seed 1] [--time-scale 20000] [--line emulated|fab]
+      [--json FILE]
 
 One `waferline sim up` of the default line serves every run in its own process (tools outlive a
 killed controller, as real tools do). Each run starts `waferline run` as a process and injects one
 fault drawn from the seed: link faults (silence, garble, delay, link drop) for a while, process faults
 (alarm, door opened, EMO pressed, drift, stuck busy, off-target, power cycle of a tool) on a tool's
 next job, a restart of the MQTT broker, kill -9 of the controller mid-step then `waferline resume`,
-or kill -9 while HELD then resume. Whenever the run is HELD the campaign acts as an operator would:
+or kill -9 while HELD then resume. On the fab line (every tool GEM over HSMS) a separate of the HSMS
+session takes the broker restart's place. Whenever the run is HELD the campaign acts as an operator would:
 it clears the fault, closes doors and EMO, resets alarms and aborts a stuck or paused job through
 the run, scraps a stack only when one of its wafers is ABORTED or UNKNOWN, and restarts otherwise.
 
@@ -44,6 +46,9 @@ from sequencer.run.roles import ROLES_ENV
 
 FAULTS = ("silence", "garble", "delay", "link_drop", "alarm", "door_open", "emo", "drift", "stuck_busy",
           "off_target", "power_cycle", "broker_restart", "kill9", "kill9_held")
+# the fab line has no broker; its GEM tools can separate the HSMS session instead
+LINE_FAULTS = {"emulated": FAULTS,
+               "fab": (*(f for f in FAULTS if f != "broker_restart"), "separate")}
 MQTT_TOOLS = ("sputter1", "etcher1")  # Flow A's MQTT tools (cvd is not in Flow A)
 FLOW_A_TOOLS = ("bonder1", "plater1", "sputter1", "etcher1", "saw1", "coater1", "mounter1")
 WAFERLINE = [sys.executable, "-m", "waferline.cli"]
@@ -52,9 +57,10 @@ WAFERLINE = [sys.executable, "-m", "waferline.cli"]
 class Campaign:
     """One `sim up` and the runs against it."""
 
-    def __init__(self, work: Path, time_scale: float) -> None:
+    def __init__(self, work: Path, time_scale: float, line: str = "emulated") -> None:
         self.work = work
-        data = yaml.safe_load((LINE_DIR / "emulated.yaml").read_text())
+        self.faults = LINE_FAULTS[line]
+        data = yaml.safe_load((LINE_DIR / f"{line}.yaml").read_text())
         data["time_scale"] = time_scale
         self.line = work / "line.yaml"
         self.line.write_text(yaml.safe_dump(data))
@@ -86,7 +92,7 @@ class Campaign:
     async def one(self, index: int, seed: int) -> RunAudit:
         """Run `index` of the campaign: the first len(FAULTS) runs take each fault once, then at random."""
         rng = random.Random(seed)
-        fault = FAULTS[index] if index < len(FAULTS) else rng.choice(FAULTS)
+        fault = self.faults[index] if index < len(self.faults) else rng.choice(self.faults)
         tool = rng.choice(MQTT_TOOLS if fault == "broker_restart" else FLOW_A_TOOLS)
         op = Operator(self, rng, fault, tool, seed)
         before = await op.ledger_lengths()
@@ -126,9 +132,9 @@ def summarize(runs: list[RunAudit]) -> dict[str, Any]:
 
 
 async def run_campaign(runs: int, seed: int = 1, time_scale: float = 20000.0,
-                       work: Path | None = None) -> dict[str, Any]:
+                       work: Path | None = None, line: str = "emulated") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="waferline-campaign-") as tmp:
-        async with Campaign(work or Path(tmp), time_scale) as campaign:
+        async with Campaign(work or Path(tmp), time_scale, line) as campaign:
             audits = []
             for i in range(runs):
                 audits.append(await campaign.one(i, seed * 100000 + i))
@@ -143,9 +149,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--time-scale", type=float, default=20000.0)
+    ap.add_argument("--line", choices=sorted(LINE_FAULTS), default="emulated",
+                    help="emulated: the default line; fab: every tool GEM over HSMS")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args()
-    figures = asyncio.run(run_campaign(args.runs, args.seed, args.time_scale))
+    figures = asyncio.run(run_campaign(args.runs, args.seed, args.time_scale, line=args.line))
     text = json.dumps({k: v for k, v in figures.items() if k != "problems"}, indent=2)
     print(text)
     for problem in figures["problems"]:

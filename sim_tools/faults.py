@@ -18,6 +18,7 @@ class FaultKind(StrEnum):
     DELAY = "delay"  # reply delayed by `delay_s` wall seconds
     LINK_DROP = "link_drop"  # connection closed by the tool side
     SEPARATE = "separate"  # HSMS: the tool sends separate.req and closes (other transports: none)
+    ERROR_REPLY = "error_reply"  # HSMS: an S9F7 (illegal data) instead of the reply (others: none)
     ALARM = "alarm"  # alarm raised mid-run
     DOOR_OPEN = "door_open"  # door opens mid-run
     DRIFT = "drift"  # a process value drifts out of band

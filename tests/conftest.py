@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,10 @@ pytest_plugins = [
 ]
 
 TIME_SCALE = 20000.0
+# secsgem (the independent GEM peer) logs its warnings from dispatcher threads, which can outlive the
+# test that made them and then write to a capture stream pytest has already closed ("Logging error").
+# Its errors still show.
+logging.getLogger("secsgem").setLevel(logging.ERROR)
 
 
 @pytest.fixture(scope="session")

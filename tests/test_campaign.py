@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.campaign import FAULTS, run_campaign
+from benchmarks.campaign import FAULTS, LINE_FAULTS, run_campaign
 
 
 @pytest.mark.timeout(900)
@@ -27,3 +27,17 @@ async def test_bounded_campaign_meets_its_targets(tmp_path: Path) -> None:
     assert figures["scrapped_over_completed_step"] == 0, problems
     assert "TIMEOUT" not in figures["outcomes"], figures
     assert figures["outcomes"].get("COMPLETE", 0) >= 5  # link faults, restarts and kills recover
+
+
+@pytest.mark.timeout(900)
+async def test_bounded_campaign_on_the_fab_line(tmp_path: Path) -> None:
+    """Every fault once on the all-GEM fab line (an HSMS separate instead of a broker restart)."""
+    faults = LINE_FAULTS["fab"]
+    figures = await run_campaign(len(faults), seed=5, work=tmp_path, line="fab")
+    assert set(figures["faults"]) == set(faults)
+    problems = figures["problems"]
+    for figure in ("doubled", "lost", "violations", "tracebacks", "safety_mid_job_not_aborted",
+                   "scrapped_over_completed_step"):
+        assert figures[figure] == 0, (figure, problems)
+    assert set(figures["outcomes"]) <= {"COMPLETE", "STOPPED", "ABORTED", "HELD"}, figures["outcomes"]
+    assert figures["outcomes"].get("COMPLETE", 0) >= 5

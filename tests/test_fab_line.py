@@ -4,6 +4,7 @@ bench line (GEM tools beside Modbus, serial and MQTT ones) running Flow A."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import yaml
 
 from drivers.line import LINE_DIR
 from sequencer.run.journal import read_events
+from sim_tools.control import send
 from tests.fixtures.sequencer import WAFERLINE, sim_up
 from tests.test_any_kind_any_transport import RECIPES
 
@@ -80,3 +82,19 @@ def test_mixed_bench_line_runs_flow_a(tmp_path: Path) -> None:
     assert transports == {"hsms", "modbus_tcp", "modbus_rtu", "mqtt", "serial"}
     summary = json.loads(next((tmp_path / "runs").glob("*/summary.json")).read_text())
     assert summary["state"] == "COMPLETE" and summary["claims_ok"]
+
+
+def test_a_gem_tool_silent_at_start_holds_the_run_naming_it(tmp_path: Path) -> None:
+    """The bonder does not answer S1F13 (T3): the run starts, holds on the bonder's first step with the
+    reason, and nothing is sent to the bonder (with other transports a silent tool holds the same way)."""
+    with sim_up("fab", 20000, tmp_path) as (line, eps, env):
+        assert cli(env, "sim", "fault", "bonder1", "silence", "--endpoints", str(eps)).returncode == 0
+        res = cli(env, "run", "flow-a", "--line", str(line), "--endpoints", str(eps), "--on-hold", "fail",
+                  timeout=300)
+        assert res.returncode == 3, res.stdout[-2000:] + res.stderr[-2000:]  # HELD
+        run_dir = next(Path(env["WAFERLINE_RUNS_DIR"]).iterdir())
+        events = read_events(run_dir / "journal.sqlite")
+        held = [e for e in events if e.kind == "state" and e.data["to"] == "HELD"]
+        assert held and "bonder1" in json.dumps([e.data for e in events if e.kind in ("hold", "state")])
+        jobs = asyncio.run(send(Path(json.loads(eps.read_text())["control"]), {"op": "jobs"}))
+        assert jobs["ledger"].get("bonder1", []) == []

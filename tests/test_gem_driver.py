@@ -117,6 +117,16 @@ async def test_silence_is_a_t3_timeout(bench: Bench) -> None:
         assert (await tool.status()).ready
 
 
+async def test_error_reply_fault_is_a_protocol_error(bench: Bench) -> None:
+    tool, model, _ = parts(bench, "etcher1")
+    async with tool:
+        model.faults.set(FaultSpec(kind=FaultKind.ERROR_REPLY))
+        with pytest.raises(ProtocolError, match=r"S1F3: the tool answered S9F7 \(illegal data\)"):
+            await tool.status()
+        model.faults.clear()
+        assert (await tool.status()).ready
+
+
 async def test_an_s9_answer_is_a_protocol_error(bench: Bench) -> None:
     tool, _, _ = parts(bench, "etcher1")
     async with tool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from drivers.errors import ConfigError
+from drivers.errors import ConfigError, ToolConnectionError
 from drivers.factory import make_tool
 from drivers.line import LineConfig
 from drivers.tool import Tool
@@ -83,14 +83,19 @@ def stack_ids(run_id: str, count: int) -> list[str]:
 
 @asynccontextmanager
 async def connected(line: LineConfig, kinds: set[str]) -> AsyncIterator[dict[str, Tool[Any, Any]]]:
-    """Drivers for every tool of the line of the given kinds (the pools), connected; closed after."""
+    """Drivers for every tool of the line of the given kinds (the pools), connected; closed after. A tool
+    that cannot be connected now is not a reason to refuse the run: its driver connects on first use,
+    and until then its steps hold with the reason, as for a link lost mid-run."""
     tools = {cfg.name: make_tool(cfg, line) for cfg in line.tools if cfg.kind in kinds}
     missing = kinds - {t.kind for t in tools.values()}
     if missing:
         raise ConfigError(f"line {line.name} has no tool of kind(s) {sorted(missing)} the flow needs")
     try:
         for tool in tools.values():
-            await tool.connect()
+            try:
+                await tool.connect()
+            except ToolConnectionError as exc:  # a GEM tool that does not answer S1F13, a tool still off:
+                log.warning("%s; its first step will hold until it answers", exc)  # the engine holds
         yield tools
     finally:
         for tool in tools.values():

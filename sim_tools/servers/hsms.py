@@ -9,7 +9,8 @@ The transport rules, so the GEM layer above (gem.py) sees only decoded primaries
 - a message that stalls past T8 or a length that cannot be a message ends the connection;
 - the tool's own primaries (S6F11, S5F1, S1F13, S6F1) wait T3 for their reply, then S9F9.
 Link faults act here: silence (no reply: the host's T3), delay, garble (a reply whose item cannot
-be decoded), link_drop (the socket closes) and separate (separate.req, then close).
+be decoded), link_drop (the socket closes), separate (separate.req, then close) and error_reply (an
+S9F7 instead of the reply).
 """
 
 from __future__ import annotations
@@ -229,6 +230,9 @@ class HsmsPassive:
             return True
         if self.faults.fires(FaultKind.LINK_DROP) is not None:
             writer.close()
+            return True
+        if header.wbit and self.faults.fires(FaultKind.ERROR_REPLY) is not None:
+            self._s9(writer, 7, header)
             return True
         return header.wbit and self.faults.fires(FaultKind.SILENCE) is not None
 
