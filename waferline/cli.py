@@ -13,6 +13,7 @@ from drivers.logs import configure_logging
 from waferline import (
     broker_cmd,
     check_cmd,
+    hmi_cmd,
     list_cmd,
     profiles_cmd,
     report_cmd,
@@ -30,6 +31,8 @@ app.add_typer(sim_cmd.app, name="sim", help="Run emulated tools on loopback.")
 app.add_typer(tools_cmd.app, name="tools", help="Talk to the tools of a line.")
 app.add_typer(profiles_cmd.app, name="profiles", help="List and validate protocol profiles.")
 app.add_typer(broker_cmd.app, name="broker", help="What a site's MQTT broker must enforce for a line.")
+app.add_typer(hmi_cmd.users_app, name="users", help="HMI accounts: who may log in, with which role.")
+app.command("hmi")(hmi_cmd.hmi)
 app.command("check")(check_cmd.check)
 app.command("run")(run_cmd.run)
 app.command("resume")(run_cmd.resume)

@@ -1,0 +1,135 @@
+// waferline HMI: renders the line, the runs and one run from the JSON API; server-sent events
+// (/api/events) push every change, so several browsers see the same state within a second.
+"use strict";
+let me = null;
+let snapshot = { tools: [], runs: [] };
+let runTimer = null;
+
+const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const badge = (s) => `<span class="state ${esc(s)}">${esc(s)}</span>`;
+
+async function api(path, options = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (me) headers["X-CSRF-Token"] = me.csrf;
+  const res = await fetch(path, { ...options, headers, credentials: "same-origin" });
+  if (res.status === 401) { location.href = "/login"; throw new Error("not logged in"); }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.detail || res.statusText);
+  return body;
+}
+
+function route() {
+  const path = location.pathname;
+  $("nav-line").className = path === "/" ? "on" : "";
+  $("nav-runs").className = path.startsWith("/runs") ? "on" : "";
+  if (runTimer) { clearInterval(runTimer); runTimer = null; }
+  if (path === "/") renderLine();
+  else if (path === "/runs") renderRuns();
+  else if (path.startsWith("/runs/")) { renderRun(decodeURIComponent(path.slice(6))); }
+}
+
+function renderLine() {
+  const byKind = {};
+  for (const t of snapshot.tools) (byKind[t.kind] = byKind[t.kind] || []).push(t);
+  let html = `<h2>Line</h2>`;
+  for (const kind of Object.keys(byKind).sort()) {
+    html += `<table class="tools"><tr><th>${esc(kind)}</th><th>state</th><th>job</th><th>alarm</th><th>interlocks</th><th>process values</th></tr>`;
+    for (const t of byKind[kind]) {
+      if (!t.ok) {
+        html += `<tr id="tool-${esc(t.name)}"><td>${esc(t.name)}<br><span class="note">${esc(t.transport)}</span></td><td>${badge("UNREACHABLE")}</td><td colspan="4" class="error">${esc(t.error)}</td></tr>`;
+        continue;
+      }
+      const s = t.status;
+      const locks = Object.entries(s.interlocks).map(([n, ok]) => `<span class="chip ${ok ? "" : "bad"}">${esc(n)}${ok ? "" : " OPEN"}</span>`).join("");
+      const values = Object.entries(s.values).map(([n, v]) => `${esc(n)} ${typeof v === "number" ? v.toFixed(2) : esc(v)}`).join("<br>");
+      const alarm = s.alarm ? `<span class="alarm">${esc(s.alarm.id)} ${esc(s.alarm.text)} (${esc(s.alarm.alarm_class)})</span>` : "";
+      html += `<tr id="tool-${esc(t.name)}"><td>${esc(t.name)}<br><span class="note">${esc(t.transport)}${t.via ? " via " + esc(t.via) : ""}</span></td>` +
+        `<td>${badge(s.state)}</td><td>${esc(s.job_id || "")} ${esc(s.job_outcome)}</td><td>${alarm}</td><td>${locks}</td><td>${values}</td></tr>`;
+    }
+    html += `</table>`;
+  }
+  $("main").innerHTML = html;
+}
+
+function renderRuns() {
+  let html = `<h2>Runs</h2><table id="runs"><tr><th>run</th><th>flow</th><th>state</th><th>held because</th><th>controller</th><th>claims</th></tr>`;
+  for (const r of snapshot.runs) {
+    html += `<tr><td><a href="/runs/${encodeURIComponent(r.id)}">${esc(r.id)}</a></td><td>${esc(r.flow)}</td><td>${badge(r.state)}</td>` +
+      `<td>${esc(r.held_reason)}</td><td>${esc(r.controller)}</td><td>${r.claims_ok === true ? "ok" : r.claims_ok === false ? "NOT OK" : ""}</td></tr>`;
+  }
+  $("main").innerHTML = html + `</table>`;
+}
+
+async function renderRun(id) {
+  let r;
+  try { r = await api(`/api/runs/${encodeURIComponent(id)}`); } catch (e) { $("main").innerHTML = `<p class="error">${esc(e.message)}</p>`; return; }
+  if (location.pathname !== `/runs/${id}`) return;
+  const pct = r.progress.planned ? Math.round(100 * r.progress.done / r.progress.planned) : 0;
+  let html = `<h2>Run ${esc(r.id)} - ${esc(r.flow)}, ${esc(r.wafers)} wafers on ${esc(r.line)}</h2>`;
+  html += `<p>state ${badge(r.state)} <span id="run-state" hidden>${esc(r.state)}</span></p>`;
+  if (r.controller !== "running") html += `<div class="offline" id="offline">controller not running: the last journaled state is shown; <code>waferline resume ${esc(r.id)}</code> picks it up again</div>`;
+  if (r.held_reason) html += `<div class="held" id="held-reason">held: ${esc(r.held_reason)}</div>`;
+  html += `<progress max="${r.progress.planned}" value="${r.progress.done}"></progress> <span id="progress">${r.progress.done} of ${r.progress.planned} steps done (${pct} %)</span>`;
+  html += `<div class="actions">` +
+    ["hold", "restart", "stop", "abort"].map((c) => `<button id="cmd-${c}" data-cmd="${c}" class="${c === "abort" ? "danger" : ""}">${c}</button>`).join("") +
+    ` <input id="scrap-stack" placeholder="stack (S1)" size="8"><button id="cmd-scrap" data-cmd="scrap" class="danger">scrap stack</button>` +
+    ` <input id="bypass-interlock" placeholder="interlock" size="12"><input id="bypass-minutes" placeholder="minutes" size="6"><input id="bypass-why" placeholder="reason" size="16"><button id="cmd-bypass" data-cmd="bypass">bypass</button>` +
+    `<p class="error" id="cmd-error"></p></div>`;
+  if (r.report) html += `<p><a id="report" href="/runs/${encodeURIComponent(r.id)}/report/index.html" target="_blank">the report</a></p>`;
+  if (r.claims) html += `<h2>Claims ${r.claims_ok ? "ok" : "NOT OK"}</h2><table>` + r.claims.map((c) => `<tr><td>${esc(c.claim ?? c.id ?? "")}</td><td>${c.ok ? "ok" : "NOT OK"}</td><td>${esc(c.detail ?? "")}</td></tr>`).join("") + `</table>`;
+  html += `<h2>Interlock and alarm history</h2><table id="history"><tr><th>seq</th><th>time</th><th>event</th><th>what</th></tr>` +
+    r.history.slice().reverse().map((h) => `<tr><td>${h.seq}</td><td>${esc(h.ts)}</td><td>${esc(h.kind)}</td><td>${esc(JSON.stringify(h.data))}</td></tr>`).join("") + `</table>`;
+  html += `<h2>Steps</h2><table id="steps"><tr><th>step</th><th>status</th><th>tool</th><th>job</th><th>why</th></tr>` +
+    r.steps.map((s) => `<tr><td>${esc(s.uid)}</td><td>${esc(s.status)}</td><td>${esc(s.tool)}</td><td>${esc(s.job_id)}</td><td>${esc(s.reason)}</td></tr>`).join("") + `</table>`;
+  $("main").innerHTML = html;
+  for (const b of document.querySelectorAll("[data-cmd]")) b.onclick = () => command(r.id, b.dataset.cmd);
+  if (!runTimer) runTimer = setInterval(() => { if (location.pathname === `/runs/${id}`) renderRun(id); }, 1000);
+}
+
+function confirmed(text) {
+  return new Promise((resolve) => {
+    $("confirm-text").textContent = text;
+    $("confirm").onclose = () => resolve($("confirm").returnValue === "yes");
+    $("confirm").showModal();
+  });
+}
+
+async function command(id, cmd) {
+  const body = { why: `from the HMI by ${me.user}` };
+  if (cmd === "scrap") body.stack = $("scrap-stack").value;
+  if (cmd === "bypass") Object.assign(body, { interlock: $("bypass-interlock").value, minutes: Number($("bypass-minutes").value), why: $("bypass-why").value });
+  if (cmd === "abort" || cmd === "scrap") {
+    if (!(await confirmed(`${cmd} ${cmd === "scrap" ? "stack " + body.stack + " of " : ""}run ${id}?`))) return;
+    body.confirm = true;
+  }
+  try { await api(`/api/runs/${encodeURIComponent(id)}/${cmd}`, { method: "POST", body: JSON.stringify(body) }); $("cmd-error").textContent = ""; }
+  catch (e) { $("cmd-error").textContent = e.message; }
+  renderRun(id);
+}
+
+function listen() {
+  const source = new EventSource("/api/events");
+  source.onmessage = (m) => {
+    snapshot = JSON.parse(m.data);
+    $("live").textContent = "live " + new Date(snapshot.at * 1000).toLocaleTimeString();
+    $("live").className = "live ok";
+    if (location.pathname === "/" || location.pathname === "/runs") route();
+  };
+  source.onerror = () => { $("live").textContent = "reconnecting..."; $("live").className = "live stale"; };
+}
+
+async function main() {
+  me = await api("/api/me");
+  $("who").textContent = `${me.user} (${me.role})`;
+  $("logout").onclick = async () => { await api("/api/logout", { method: "POST" }); location.href = "/login"; };
+  for (const a of document.querySelectorAll("nav a")) a.onclick = (e) => { e.preventDefault(); history.pushState({}, "", a.getAttribute("href")); route(); };
+  window.onpopstate = route;
+  document.addEventListener("click", (e) => {
+    const a = e.target.closest("a[href^='/runs/']");
+    if (a && !a.target && !a.getAttribute("href").includes("/report/")) { e.preventDefault(); history.pushState({}, "", a.getAttribute("href")); route(); }
+  });
+  route();
+  listen();
+}
+main();

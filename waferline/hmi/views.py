@@ -1,0 +1,173 @@
+"""What the HMI shows, gathered once for every browser: the line's tools and the runs, as JSON.
+
+One watcher task reads the tools (through the sequencer that owns a tool's link while a run holds it,
+else directly) and the runs' journals; browsers get the shared snapshot, so fifty browsers cost what
+one does. A run's state is rebuilt from its journal alone, so the HMI shows a run started from the
+CLI, and after a controller restart "controller not running" with the last journaled state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from drivers.errors import WaferlineError
+from drivers.line import LineConfig
+from sequencer.run.journal import JournalError, read_events
+from sequencer.run.rundir import JOURNAL, SUMMARY, list_runs, live_pid, runs_dir
+from sequencer.run.state import rebuild
+from waferline.owners import running_owners
+from waferline.tools_cmd import query_line
+
+log = logging.getLogger(__name__)
+MAX_RUNS = 50
+# the interlock and alarm history of a run page: what held it, what was bypassed, who did what
+HISTORY = ("state", "interlock_tripped", "alarm", "bypass", "bypass_used", "permissive_refused",
+           "step_failed", "result_rejected", "tool_abort", "tool_command", "stack_scrapped")
+
+
+def run_summary(run_id: str) -> dict[str, Any]:
+    """One run for the runs list: from its summary when it ended, else from its journal."""
+    directory = runs_dir() / run_id
+    alive = live_pid(directory) is not None
+    out: dict[str, Any] = {"id": run_id, "controller": "running" if alive else "not running"}
+    try:
+        summary = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict) and not alive:
+        out |= {"flow": summary.get("flow"), "state": summary.get("state"),
+                "held_reason": summary.get("held_reason"), "claims_ok": summary.get("claims_ok")}
+        return out
+    try:
+        snap = rebuild(directory / JOURNAL)
+    except (JournalError, OSError, WaferlineError) as exc:
+        return out | {"state": "UNREADABLE", "held_reason": str(exc)}
+    return out | {"flow": snap.flow, "state": snap.state.value, "held_reason": snap.held_reason,
+                  "claims_ok": None}
+
+
+def run_detail(run_id: str) -> dict[str, Any] | None:
+    """Everything a run's page shows; None if there is no such run."""
+    directory = runs_dir() / run_id
+    if run_id not in list_runs():
+        return None
+    snap = rebuild(directory / JOURNAL)
+    steps = sorted(snap.steps.values(), key=lambda s: s.seq)
+    planned: list[str] = []
+    history: list[dict[str, Any]] = []
+    for ev in read_events(directory / JOURNAL):
+        if ev.kind == "run_created":
+            planned = list(ev.data.get("steps") or [])
+        if ev.kind in HISTORY:
+            history.append({"seq": ev.seq, "ts": ev.ts, "kind": ev.kind, "data": ev.data})
+    done = sum(1 for s in steps if s.status in ("completed", "recovered"))
+    summary_path = directory / SUMMARY
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return {
+        "id": run_id, "flow": snap.flow, "wafers": snap.wafers, "line": snap.line,
+        "state": snap.state.value, "held_reason": snap.held_reason,
+        "controller": "running" if live_pid(directory) is not None else "not running",
+        "stacks": snap.stacks or [snap.stack_id], "scrapped": snap.scrapped,
+        "progress": {"done": done, "planned": len(planned) or len(steps)},
+        "steps": [{"uid": s.uid, "status": s.status, "tool": s.tool, "kind": s.kind, "job_id": s.job_id,
+                   "reason": s.reason} for s in steps],
+        "bypasses": [b.model_dump() for b in snap.bypasses],
+        "history": history[-200:],
+        "claims": (summary or {}).get("claims"),
+        "claims_ok": (summary or {}).get("claims_ok"),
+        "report": (directory / "report" / "index.html").exists(),
+    }
+
+
+class Watcher:
+    """Refreshes the shared snapshot every `period_s` while anyone looks; `version` counts changes."""
+
+    def __init__(self, line: LineConfig, *, served: bool = True, period_s: float = 0.5,
+                 idle_period_s: float = 5.0) -> None:
+        self.line = line
+        self.served = served
+        self.period_s = period_s
+        self.idle_period_s = idle_period_s  # tools no run holds: each query opens its own link
+        self._idle: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.snapshot: dict[str, Any] = {"tools": [], "runs": [], "at": 0.0}
+        self.version = 0
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self.refreshes = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="hmi-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # the HMI stays up whatever one refresh met
+                log.exception("HMI refresh failed")
+            await asyncio.sleep(self.period_s)
+
+    async def refresh(self) -> None:
+        owners = await running_owners()
+        tools = await self._tools(owners)
+        runs = [run_summary(r) for r in list_runs()[-MAX_RUNS:]][::-1]
+        new = {"tools": tools, "runs": runs}
+        self.refreshes += 1
+        if new != {k: self.snapshot.get(k) for k in new}:
+            self.snapshot = new | {"at": time.time()}
+            self.version += 1
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _tools(self, owners: dict[str, Path]) -> list[dict[str, Any]]:
+        """Held tools through their run every refresh; the others every idle period (a serial port or an
+        RTU line can have one client only, so the HMI never keeps a link of its own open)."""
+        now = time.monotonic()
+        due = [t for t in self.line.tools if t.name in owners or (
+            self.served and now - self._idle.get(t.name, (-1e9, {}))[0] >= self.idle_period_s)]
+        rows = {r["name"]: r for r in await query_line(self.line.model_copy(update={"tools": due}), owners)}
+        for t in self.line.tools:
+            if t.name in rows and t.name not in owners:
+                self._idle[t.name] = (now, rows[t.name])
+        out = []
+        for t in self.line.tools:
+            row = rows.get(t.name) or self._idle.get(t.name, (0, None))[1]
+            if row is None:
+                row = {"name": t.name, "kind": t.kind, "transport": t.address.transport, "ok": False,
+                       "error": "not served: no `waferline sim up` of this line and no run holds it"}
+            out.append(row)
+        return out
+
+    async def changes(self, seen: int, heartbeat_s: float = 15.0) -> AsyncIterator[int]:
+        """Yield the version whenever it moves past `seen` (and at least every heartbeat)."""
+        while True:
+            if self.version != seen:
+                seen = self.version
+                yield seen
+                continue
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), heartbeat_s)
+            if self.version == seen:
+                yield -1  # a heartbeat
+
+
+def report_file(run_id: str, name: str) -> Path | None:
+    """A file of the run's report directory, never outside it."""
+    if run_id not in list_runs():
+        return None
+    base = (runs_dir() / run_id / "report").resolve()
+    path = (base / name).resolve()
+    return path if path.is_file() and base in path.parents else None
