@@ -21,6 +21,7 @@ from sim_tools.clock import VirtualClock
 
 pytest_plugins = [
     "tests.fixtures.common",
+    "tests.fixtures.hmi",
     "tests.fixtures.modbus",
     "tests.fixtures.mqtt",
     "tests.fixtures.serial",

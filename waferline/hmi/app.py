@@ -136,6 +136,10 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
             return RedirectResponse("/login", 303)
         return FileResponse(STATIC / "app.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
         path = (STATIC / name).resolve()

@@ -65,25 +65,31 @@ async function renderRun(id) {
   let r;
   try { r = await api(`/api/runs/${encodeURIComponent(id)}`); } catch (e) { $("main").innerHTML = `<p class="error">${esc(e.message)}</p>`; return; }
   if (location.pathname !== `/runs/${id}`) return;
+  if (!$("run-actions") || $("run-actions").dataset.run !== id) {  // the frame once; the actions keep what was typed
+    $("main").innerHTML = `<h2>Run ${esc(r.id)} - ${esc(r.flow)}, ${esc(r.wafers)} wafers on ${esc(r.line)}</h2><div id="run-top"></div>` +
+      `<div class="actions" id="run-actions" data-run="${esc(id)}">` +
+      ["hold", "restart", "stop", "abort"].map((c) => `<button id="cmd-${c}" data-cmd="${c}" class="${c === "abort" ? "danger" : ""}">${c}</button>`).join("") +
+      ` <input id="scrap-stack" placeholder="stack (S1)" size="8"><button id="cmd-scrap" data-cmd="scrap" class="danger">scrap stack</button>` +
+      ` <input id="bypass-interlock" placeholder="interlock" size="12"><input id="bypass-minutes" placeholder="minutes" size="6"><input id="bypass-why" placeholder="reason" size="16"><button id="cmd-bypass" data-cmd="bypass">bypass</button>` +
+      `<p class="error" id="cmd-error"></p></div><div id="run-body"></div>`;
+    for (const b of document.querySelectorAll("[data-cmd]")) b.onclick = () => command(id, b.dataset.cmd);
+  }
   const pct = r.progress.planned ? Math.round(100 * r.progress.done / r.progress.planned) : 0;
-  let html = `<h2>Run ${esc(r.id)} - ${esc(r.flow)}, ${esc(r.wafers)} wafers on ${esc(r.line)}</h2>`;
-  html += `<p>state ${badge(r.state)} <span id="run-state" hidden>${esc(r.state)}</span></p>`;
-  if (r.controller !== "running") html += `<div class="offline" id="offline">controller not running: the last journaled state is shown; <code>waferline resume ${esc(r.id)}</code> picks it up again</div>`;
-  if (r.held_reason) html += `<div class="held" id="held-reason">held: ${esc(r.held_reason)}</div>`;
-  html += `<progress max="${r.progress.planned}" value="${r.progress.done}"></progress> <span id="progress">${r.progress.done} of ${r.progress.planned} steps done (${pct} %)</span>`;
-  html += `<div class="actions">` +
-    ["hold", "restart", "stop", "abort"].map((c) => `<button id="cmd-${c}" data-cmd="${c}" class="${c === "abort" ? "danger" : ""}">${c}</button>`).join("") +
-    ` <input id="scrap-stack" placeholder="stack (S1)" size="8"><button id="cmd-scrap" data-cmd="scrap" class="danger">scrap stack</button>` +
-    ` <input id="bypass-interlock" placeholder="interlock" size="12"><input id="bypass-minutes" placeholder="minutes" size="6"><input id="bypass-why" placeholder="reason" size="16"><button id="cmd-bypass" data-cmd="bypass">bypass</button>` +
-    `<p class="error" id="cmd-error"></p></div>`;
-  if (r.report) html += `<p><a id="report" href="/runs/${encodeURIComponent(r.id)}/report/index.html" target="_blank">the report</a></p>`;
-  if (r.claims) html += `<h2>Claims ${r.claims_ok ? "ok" : "NOT OK"}</h2><table>` + r.claims.map((c) => `<tr><td>${esc(c.claim ?? c.id ?? "")}</td><td>${c.ok ? "ok" : "NOT OK"}</td><td>${esc(c.detail ?? "")}</td></tr>`).join("") + `</table>`;
-  html += `<h2>Interlock and alarm history</h2><table id="history"><tr><th>seq</th><th>time</th><th>event</th><th>what</th></tr>` +
+  let top = `<p>state <span class="state ${esc(r.state)}" id="run-state">${esc(r.state)}</span></p>`;
+  const final = ["COMPLETE", "ABORTED", "STOPPED"].includes(r.state);
+  if (r.controller !== "running") top += `<div class="offline" id="offline">controller not running: the last journaled state is shown` + (final ? " (the run has ended)" : `; <code>waferline resume ${esc(r.id)}</code> picks it up again`) + `</div>`;
+  if (r.held_reason) top += `<div class="held" id="held-reason">held: ${esc(r.held_reason)}</div>`;
+  top += `<progress max="${r.progress.planned}" value="${r.progress.done}"></progress> <span id="progress">${r.progress.done} of ${r.progress.planned} steps done (${pct} %)</span>`;
+  $("run-top").innerHTML = top;
+  let body = "";
+  if (r.report) body += `<p><a id="report" href="/runs/${encodeURIComponent(r.id)}/report/index.html" target="_blank">the report</a></p>`;
+  if (r.claims && r.claims.length) body += `<h2 id="claims">Claims ${r.claims_ok ? "ok" : "NOT OK"}</h2><table>` + r.claims.map((c) => `<tr><td>${esc(c.claim)} ${esc(c.title)}</td><td>${c.ok ? "ok" : "NOT OK"}</td><td>${esc(c.detail)}</td></tr>`).join("") + `</table>`;
+  else if (r.claims) body += `<h2 id="claims">Claims not judged: the run did not complete</h2>`;
+  body += `<h2>Interlock and alarm history</h2><table id="history"><tr><th>seq</th><th>time</th><th>event</th><th>what</th></tr>` +
     r.history.slice().reverse().map((h) => `<tr><td>${h.seq}</td><td>${esc(h.ts)}</td><td>${esc(h.kind)}</td><td>${esc(JSON.stringify(h.data))}</td></tr>`).join("") + `</table>`;
-  html += `<h2>Steps</h2><table id="steps"><tr><th>step</th><th>status</th><th>tool</th><th>job</th><th>why</th></tr>` +
+  body += `<h2>Steps</h2><table id="steps"><tr><th>step</th><th>status</th><th>tool</th><th>job</th><th>why</th></tr>` +
     r.steps.map((s) => `<tr><td>${esc(s.uid)}</td><td>${esc(s.status)}</td><td>${esc(s.tool)}</td><td>${esc(s.job_id)}</td><td>${esc(s.reason)}</td></tr>`).join("") + `</table>`;
-  $("main").innerHTML = html;
-  for (const b of document.querySelectorAll("[data-cmd]")) b.onclick = () => command(r.id, b.dataset.cmd);
+  $("run-body").innerHTML = body;
   if (!runTimer) runTimer = setInterval(() => { if (location.pathname === `/runs/${id}`) renderRun(id); }, 1000);
 }
 

@@ -1,0 +1,130 @@
+"""The HMI's JSON API over a real socket with httpx (issue 14): every endpoint refuses a request without
+a session (401), a command without its CSRF token or with too low a role (403, naming the role), an
+abort without confirmation (400); a command of the right role reaches the run's sequencer and is
+journaled with the user and role; SSE and /metrics serve the shared snapshot; the users file is 0600."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sequencer.run.journal import read_events
+from tests.fixtures.hmi import PASSWORD, Hmi
+
+
+def wait_for(check: Any, what: str, limit_s: float = 60) -> Any:
+    deadline = time.monotonic() + limit_s
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_users_file_is_private_and_has_no_clear_password(hmi: Hmi) -> None:
+    path = Path(hmi.env["WAFERLINE_HMI_USERS"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert PASSWORD not in text and text.count("$argon2id$") == 3
+    listed = hmi.cli("users", "list")
+    assert listed.returncode == 0 and "erin  engineer" in listed.stdout and "argon2" not in listed.stdout
+    path.chmod(0o644)
+    try:
+        refused = hmi.cli("users", "list")
+        assert refused.returncode == 2 and "must be 0600" in refused.stderr
+    finally:
+        path.chmod(0o600)
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/me"), ("GET", "/api/line"), ("GET", "/api/runs"), ("GET", "/api/runs/x"),
+    ("GET", "/api/events"), ("POST", "/api/runs/x/hold"), ("POST", "/api/logout"),
+    ("GET", "/runs/x/report/index.html"),
+])
+def test_without_a_session_the_api_answers_401(hmi: Hmi, method: str, path: str) -> None:
+    res = httpx.request(method, hmi.url + path, json={}, timeout=5)
+    assert res.status_code == 401 and res.json()["detail"] == "not logged in"
+
+
+def test_pages_redirect_to_login_and_carry_a_strict_policy(hmi: Hmi) -> None:
+    res = httpx.get(hmi.url + "/runs", timeout=5)
+    assert res.status_code == 303 and res.headers["location"] == "/login"
+    page = httpx.get(hmi.url + "/login", timeout=5)
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+def test_login_needs_its_form_token(hmi: Hmi) -> None:
+    form = {"user": "alice", "password": PASSWORD, "csrf": "forged"}
+    res = httpx.post(hmi.url + "/login", data=form, timeout=5)
+    assert res.status_code == 403
+
+
+def test_reads_and_snapshot(hmi: Hmi) -> None:
+    client = hmi.login("alice")
+    assert client.get("/api/me").json()["role"] == "operator"
+    line = wait_for(lambda: client.get("/api/line").json()["tools"], "the first refresh")
+    assert {t["name"] for t in line} >= {"bonder1", "saw1", "sputter1"} and all(t["ok"] for t in line)
+    with client.stream("GET", "/api/events") as events:
+        for raw in events.iter_lines():
+            if raw.startswith("data: "):
+                assert json.loads(raw[6:])["tools"]
+                break
+    metrics = httpx.get(hmi.url + "/metrics", timeout=5).text
+    assert 'waferline_tool_state{kind="bonder",state="IDLE",tool="bonder1"} 1.0' in metrics
+    assert httpx.get(hmi.url + "/api/openapi.json", timeout=5).json()["info"]["title"] == "waferline HMI"
+
+
+def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
+    run = hmi.start_run()
+    try:
+        alice, erin, sam = hmi.login("alice"), hmi.login("erin"), hmi.login("sam")
+        run_id = wait_for(lambda: [r["id"] for r in alice.get("/api/runs").json()["runs"]
+                                   if r["state"] == "EXECUTE"], "the run")[0]
+        no_csrf = httpx.post(f"{hmi.url}/api/runs/{run_id}/hold", json={}, cookies=alice.cookies, timeout=5)
+        assert no_csrf.status_code == 403 and "X-CSRF-Token" in no_csrf.json()["detail"]
+        held = alice.post(f"/api/runs/{run_id}/hold", json={"why": "check the chuck"})
+        assert held.status_code == 200, held.text
+        wait_for(lambda: alice.get(f"/api/runs/{run_id}").json()["state"] == "HELD", "HELD")
+        scrap = alice.post(f"/api/runs/{run_id}/scrap", json={"stack": "S1", "confirm": True})
+        assert scrap.status_code == 403
+        assert scrap.json()["detail"] == "scrap needs the supervisor role; alice is operator"
+        bypass = alice.post(f"/api/runs/{run_id}/bypass", json={"interlock": "n2_ok", "minutes": 5})
+        assert bypass.status_code == 403 and "needs the engineer role" in bypass.json()["detail"]
+        assert erin.post(f"/api/runs/{run_id}/bypass", json={"interlock": "n2_ok"}).status_code == 422
+        assert alice.post(f"/api/runs/{run_id}/abort", json={}).status_code == 400  # asks for confirmation
+        assert alice.post(f"/api/runs/{run_id}/restart", json={}).status_code == 200
+        assert alice.post("/api/runs/nope/hold", json={}).status_code == 404
+        aborted = sam.post(f"/api/runs/{run_id}/abort", json={"confirm": True, "why": "end of test"})
+        assert aborted.status_code == 200, aborted.text
+        assert run.wait(60) == 5  # ABORTED
+        events = read_events(hmi.runs / run_id / "journal.sqlite")
+        whos = [e.data.get("who", "") for e in events if e.kind == "state"]
+        assert any("hmi:alice (operator)" in w for w in whos)
+        assert any("hmi:sam (supervisor)" in w for w in whos)
+        after = alice.post(f"/api/runs/{run_id}/restart", json={})
+        assert after.status_code == 409 and "controller not running" in after.json()["detail"]
+        detail = alice.get(f"/api/runs/{run_id}").json()
+        assert detail["controller"] == "not running" and detail["state"] == "ABORTED"
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def test_logins_are_throttled(hmi: Hmi) -> None:  # last: it locks the test client's address for a minute
+    client = httpx.Client(base_url=hmi.url, timeout=10)
+    codes = []
+    for _ in range(6):
+        csrf = client.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+        form = {"user": "mallory", "password": "guess", "csrf": csrf}
+        codes.append(client.post("/login", data=form).status_code)
+    assert codes[:5] == [303] * 5 and codes[5] == 429
