@@ -21,11 +21,11 @@ from sim_tools.clock import VirtualClock
 
 pytest_plugins = [
     "tests.fixtures.common",
-    "tests.fixtures.hmi",
     "tests.fixtures.modbus",
     "tests.fixtures.mqtt",
     "tests.fixtures.serial",
     "tests.fixtures.sequencer",
+    "tests.fixtures.hmi",  # after sequencer: it imports it
 ]
 
 TIME_SCALE = 20000.0

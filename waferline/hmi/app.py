@@ -65,7 +65,8 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
         yield
         await watcher.stop()
 
-    app = FastAPI(title="waferline HMI", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
+    # no /docs: FastAPI's Swagger page loads its scripts from a CDN; the OpenAPI document is served
+    app = FastAPI(title="waferline HMI", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.watcher = watcher
 
