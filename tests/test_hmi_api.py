@@ -120,6 +120,33 @@ def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
             run.kill()
 
 
+def test_alarm_shelving_needs_an_engineer_and_never_a_safety_alarm(hmi: Hmi) -> None:
+    alice, erin = hmi.login("alice"), hmi.login("erin")
+    assert hmi.cli("sim", "alarm", "saw1", "900", "--endpoints", str(hmi.eps)).returncode == 0
+
+    def open_alarm(alid: int) -> str | None:
+        found = [a["key"] for a in alice.get("/api/alarms").json()["active"]
+                 if a["tool"] == "saw1" and a["alarm_id"] == alid]
+        return found[0] if found else None
+
+    key = wait_for(lambda: open_alarm(900), "the saw's alarm")
+    denied = alice.post(f"/api/alarms/{key}/shelve", json={"minutes": 30, "reason": "known"})
+    assert denied.status_code == 403 and "needs the engineer role" in denied.json()["detail"]
+    assert erin.post(f"/api/alarms/{key}/shelve", json={"minutes": 30}).status_code == 422  # no reason
+    shelved = erin.post(f"/api/alarms/{key}/shelve", json={"minutes": 30, "reason": "blade change due"})
+    assert shelved.status_code == 200 and shelved.json()["state"] == "SHELVED"
+    assert alice.post("/api/alarms/nope:1:1/acknowledge", json={}).status_code == 404
+    assert hmi.cli("tools", "reset", "saw1", *hmi.where()).returncode == 0
+    assert hmi.cli("sim", "alarm", "saw1", "10", "--endpoints", str(hmi.eps)).returncode == 0  # door: safety
+    safety = wait_for(lambda: open_alarm(10), "the safety alarm")
+    refused = erin.post(f"/api/alarms/{safety}/shelve", json={"minutes": 30, "reason": "no"})
+    assert refused.status_code == 409 and "safety alarm" in refused.json()["detail"]
+    assert alice.post(f"/api/alarms/{safety}/acknowledge", json={}).status_code == 200
+    again = alice.post(f"/api/alarms/{safety}/acknowledge", json={})
+    assert again.status_code == 409 and "acknowledged by hmi:alice" in again.json()["detail"]
+    assert hmi.cli("tools", "reset", "saw1", *hmi.where()).returncode == 0
+
+
 def test_logins_are_throttled(hmi: Hmi) -> None:  # last: it locks the test client's address for a minute
     client = httpx.Client(base_url=hmi.url, timeout=10)
     codes = []

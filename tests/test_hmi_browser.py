@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from sequencer.run.journal import read_events
 from tests.fixtures.hmi import PASSWORD, Hmi
 
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -127,3 +128,28 @@ def test_operator_runs_watches_and_handles_a_door_in_the_browser(hmi: Hmi, brows
     until(browser, lambda d: d.current_url.endswith("/login"), 10)
     browser.get(hmi.url + "/api/line")
     assert "not logged in" in browser.page_source
+
+
+def test_operator_acknowledges_an_alarm_and_an_engineer_shelves_one(hmi: Hmi, browser: WebDriver,
+                                                                    tmp_path: Path) -> None:
+    """ISA-18.2 in the browser: a tool alarm appears unacknowledged, the operator acknowledges it (the
+    HMI's journal names her), it clears when the tool is reset and returns to normal; a process alarm
+    can be shelved by an engineer, a safety alarm cannot."""
+    assert hmi.cli("sim", "alarm", "mounter1", "900", "--endpoints", str(hmi.eps)).returncode == 0
+    login(browser, hmi, "alice")
+    browser.find_element(By.ID, "nav-alarms").click()
+    until(browser, lambda d: "UNACK_ACTIVE" in text_of(d, "alarms-active"), 30)
+    assert "(1)" in text_of(browser, "alarm-count") or "(" in text_of(browser, "alarm-count")
+    shot(browser, tmp_path, "alarms")
+    browser.find_element(By.CSS_SELECTOR, "[data-ack^='mounter1:900:']").click()
+    until(browser, lambda d: "ACK_ACTIVE" in text_of(d, "alarms-active")
+          and "UNACK_ACTIVE" not in text_of(d, "alarms-active"), 15)
+    assert "hmi:alice" in text_of(browser, "alarms-active")
+    assert hmi.cli("tools", "reset", "mounter1", "--line", str(hmi.line), "--endpoints",
+                   str(hmi.eps)).returncode == 0
+    until(browser, lambda d: "mounter1" in text_of(d, "alarms-recent"), 30)  # cleared and acked: normal
+    shot(browser, tmp_path, "alarms-normal")
+    journal = next((hmi.runs.parent / "hmi-state").glob("hmi-journal-*.sqlite"))
+    actions = [e.data for e in read_events(journal) if e.kind == "alarm_action"]
+    assert actions[-1]["action"] == "acknowledge" and actions[-1]["who"] == "hmi:alice"
+    assert actions[-1]["role"] == "operator" and actions[-1]["alarm_id"] == 900

@@ -29,6 +29,8 @@ def hmi(
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate (with --tls-key)"),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key, mode 0600"),
     users_file: Path | None = USERS_OPT,
+    state_dir: Path = typer.Option(Path(".waferline"), "--state-dir",
+                                   help="where the HMI keeps its journal (alarm acknowledgements)"),
 ) -> None:
     """Serve the operator HMI: the line, the runs, their alarms and the run commands, in a browser."""
     import uvicorn
@@ -52,7 +54,12 @@ def hmi(
                           "`waferline users add NAME --role operator`[/yellow]")
     resolved = apply_endpoints(config, live) if live is not None else config
     served = live is not None or not any(t.emulated for t in config.tools)
-    app = create_app(resolved, served=served, users_file=users_file, secure_cookies=tls_cert is not None)
+    try:
+        app = create_app(resolved, served=served, users_file=users_file, state_dir=state_dir,
+                         secure_cookies=tls_cert is not None)
+    except WaferlineError as exc:  # e.g. another HMI of this line writes the journal
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     scheme = "https" if tls_cert else "http"
     console.print(f"HMI of line {config.name} on {scheme}://{host}:{port}/ (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",

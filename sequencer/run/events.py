@@ -10,7 +10,7 @@ only the fields its writer set (`exclude_unset`), so today's stored form is unch
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -186,10 +186,26 @@ class AlarmSeen(Body):
     text: str = ""
 
 
+class AlarmAction(Body):
+    """An operator's answer to a tool alarm (ISA-18.2): acknowledged, shelved until an expiry, or
+    unshelved; in the HMI's journal, with the user and the role."""
+
+    KIND = "alarm_action"
+    action: Literal["acknowledge", "shelve", "unshelve"]
+    tool: str
+    alarm_id: int
+    text: str = ""
+    alarm_class: str = "process"
+    who: str
+    role: str
+    reason: str = ""
+    until: str | None = None  # shelve: when the shelf expires (UTC, ISO 8601)
+
+
 BODIES: dict[str, type[Body]] = {m.KIND: m for m in (
     RunCreated, StateChanged, StepStarted, StepCompleted, StepFailed, StepRecovered, StepUnknown,
     PermissiveRefused, BypassUsed, InterlockTripped, ResultRejected, BypassGranted, ToolAbort, ToolCommand,
-    StackScrapped, TravelerFiled, Note, AlarmSeen)}
+    StackScrapped, TravelerFiled, Note, AlarmSeen, AlarmAction)}
 STEP_KINDS = tuple(k for k, m in BODIES.items() if issubclass(m, StepBody))
 
 

@@ -27,6 +27,7 @@ from sequencer.run.remote import RemoteControlError, RunNotRunning, send_command
 from sequencer.run.roles import NEEDED, RANK
 from sequencer.run.rundir import list_runs, runs_dir
 from waferline.hmi import metrics
+from waferline.hmi.alarms import AlarmBook, AlarmError
 from waferline.hmi.sessions import LoginLimiter, Session, Sessions
 from waferline.hmi.users import load_users, verify
 from waferline.hmi.views import Watcher, report_file, run_detail
@@ -50,12 +51,23 @@ class CommandBody(BaseModel):
     minutes: float | None = Field(default=None, gt=0, le=480, description="bypass: expiry")
 
 
+class AlarmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=500)
+    minutes: float | None = Field(default=None, gt=0, le=480, description="shelve: until when")
+
+
+ALARM_ROLES = {"acknowledge": "operator", "shelve": "engineer"}
+
+
 def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None = None,
-               secure_cookies: bool = False, sessions: Sessions | None = None,
-               limiter: LoginLimiter | None = None) -> FastAPI:
+               state_dir: Path = Path(".waferline"), secure_cookies: bool = False,
+               sessions: Sessions | None = None, limiter: LoginLimiter | None = None) -> FastAPI:
     """`served`: the line's tools can be reached at their addresses (real tools, or a `sim up`'s
-    endpoints applied); otherwise only the tools a running sequencer holds are asked."""
-    watcher = Watcher(line, served=served)
+    endpoints applied); otherwise only the tools a running sequencer holds are asked. `state_dir`
+    holds the HMI's journal (alarm acknowledgements and shelves)."""
+    book = AlarmBook(state_dir / f"hmi-journal-{line.name}.sqlite", line.name)
+    watcher = Watcher(line, served=served, alarms=book)
     sessions = sessions or Sessions()
     limiter = limiter or LoginLimiter()
 
@@ -64,6 +76,7 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
         await watcher.start()
         yield
         await watcher.stop()
+        book.close()
 
     # no /docs: FastAPI's Swagger page loads its scripts from a CDN; the OpenAPI document is served
     app = FastAPI(title="waferline HMI", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -132,6 +145,7 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
     @app.get("/", include_in_schema=False)
     @app.get("/runs", include_in_schema=False)
     @app.get("/runs/{run_id}", include_in_schema=False)
+    @app.get("/alarms", include_in_schema=False)
     async def page(request: Request, run_id: str | None = None) -> Response:
         if session_of(request) is None:
             return RedirectResponse("/login", 303)
@@ -205,6 +219,27 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
         if not reply.get("ok"):
             raise HTTPException(409, reply.get("error") or f"{command} refused")
         return reply
+
+    @app.get("/api/alarms")
+    async def alarms(session: Annotated[Session, Depends(need_session)]) -> dict[str, Any]:
+        return book.view()
+
+    @app.post("/api/alarms/{key}/{action}")
+    async def alarm_action(key: str, action: Literal["acknowledge", "shelve"], body: AlarmBody,
+                           session: Annotated[Session, Depends(need_csrf)]) -> dict[str, Any]:
+        needed = ALARM_ROLES[action]
+        if RANK[session.role] < RANK[needed]:
+            raise HTTPException(403, f"{action} needs the {needed} role; {session.user} is {session.role}")
+        who = f"hmi:{session.user}"
+        try:
+            if action == "acknowledge":
+                record = book.acknowledge(key, who, session.role, body.reason)
+            else:
+                record = book.shelve(key, who, session.role, body.minutes or 0, body.reason)
+        except AlarmError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        await watcher.refresh()
+        return record.view()
 
     @app.get("/api/events")
     async def events(request: Request, session: Annotated[Session, Depends(need_session)]) -> Response:

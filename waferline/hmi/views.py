@@ -22,6 +22,7 @@ from drivers.line import LineConfig
 from sequencer.run.journal import JournalError, read_events
 from sequencer.run.rundir import JOURNAL, SUMMARY, list_runs, live_pid, runs_dir
 from sequencer.run.state import rebuild
+from waferline.hmi.alarms import AlarmBook
 from waferline.owners import running_owners
 from waferline.tools_cmd import query_line
 
@@ -90,8 +91,9 @@ class Watcher:
     """Refreshes the shared snapshot every `period_s` while anyone looks; `version` counts changes."""
 
     def __init__(self, line: LineConfig, *, served: bool = True, period_s: float = 0.5,
-                 idle_period_s: float = 5.0) -> None:
+                 idle_period_s: float = 5.0, alarms: AlarmBook | None = None) -> None:
         self.line = line
+        self.alarms = alarms
         self.served = served
         self.period_s = period_s
         self.idle_period_s = idle_period_s  # tools no run holds: each query opens its own link
@@ -123,7 +125,10 @@ class Watcher:
         owners = await running_owners()
         tools = await self._tools(owners)
         runs = [run_summary(r) for r in list_runs()[-MAX_RUNS:]][::-1]
-        new = {"tools": tools, "runs": runs}
+        new: dict[str, Any] = {"tools": tools, "runs": runs}
+        if self.alarms is not None:
+            self.alarms.update(tools)
+            new["alarms"] = self.alarms.view()
         self.refreshes += 1
         if new != {k: self.snapshot.get(k) for k in new}:
             self.snapshot = new | {"at": time.time()}

@@ -23,9 +23,11 @@ function route() {
   const path = location.pathname;
   $("nav-line").className = path === "/" ? "on" : "";
   $("nav-runs").className = path.startsWith("/runs") ? "on" : "";
+  $("nav-alarms").className = path === "/alarms" ? "on" : "";
   if (runTimer) { clearInterval(runTimer); runTimer = null; }
   if (path === "/") renderLine();
   else if (path === "/runs") renderRuns();
+  else if (path === "/alarms") renderAlarms();
   else if (path.startsWith("/runs/")) { renderRun(decodeURIComponent(path.slice(6))); }
 }
 
@@ -93,6 +95,47 @@ async function renderRun(id) {
   if (!runTimer) runTimer = setInterval(() => { if (location.pathname === `/runs/${id}`) renderRun(id); }, 1000);
 }
 
+const when = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "");
+
+function renderAlarms() {
+  const alarms = snapshot.alarms || { active: [], recent: [] };
+  const row = (a, actions) => `<tr id="alarm-${esc(a.key)}"><td>${badge(a.state)}</td><td>${esc(a.tool)}</td><td>${esc(a.alarm_id)}</td>` +
+    `<td>${esc(a.text)}</td><td>${esc(a.alarm_class)}</td><td>${when(a.raised)}</td><td>${when(a.cleared)}</td>` +
+    `<td>${esc(a.acked_by)} ${when(a.acked)}</td><td>${a.shelved_until ? esc(a.shelved_by) + " until " + when(a.shelved_until) : ""}</td>` +
+    (actions ? `<td>${a.acked ? "" : `<button data-ack="${esc(a.key)}">acknowledge</button>`}` +
+      (a.alarm_class === "safety" ? "" : ` <input data-shelf-min="${esc(a.key)}" placeholder="min" size="4"><input data-shelf-why="${esc(a.key)}" placeholder="reason" size="12"><button data-shelve="${esc(a.key)}">shelve</button>`) + `</td>` : "") + `</tr>`;
+  const head = `<tr><th>state</th><th>tool</th><th>ALID</th><th>text</th><th>class</th><th>raised</th><th>cleared</th><th>acknowledged</th><th>shelved</th>`;
+  const keep = {};  // what was typed into the shelf fields survives a refresh
+  for (const i of document.querySelectorAll("[data-shelf-min],[data-shelf-why]")) keep[(i.dataset.shelfMin ? "m" : "w") + (i.dataset.shelfMin || i.dataset.shelfWhy)] = i.value;
+  $("main").innerHTML = `<h2>Alarms</h2><p class="error" id="alarm-error">${esc(alarmError)}</p>` +
+    `<table id="alarms-active">${head}<th></th></tr>` + alarms.active.map((a) => row(a, true)).join("") + `</table>` +
+    `<h2>Recent (back to normal)</h2><table id="alarms-recent">${head}</tr>` + alarms.recent.map((a) => row(a, false)).join("") + `</table>`;
+  for (const i of document.querySelectorAll("[data-shelf-min]")) i.value = keep["m" + i.dataset.shelfMin] || "";
+  for (const i of document.querySelectorAll("[data-shelf-why]")) i.value = keep["w" + i.dataset.shelfWhy] || "";
+  for (const b of document.querySelectorAll("[data-ack]")) b.onclick = () => alarmAction(b.dataset.ack, "acknowledge", {});
+  for (const b of document.querySelectorAll("[data-shelve]")) b.onclick = () => alarmAction(b.dataset.shelve, "shelve", {
+    minutes: Number(document.querySelector(`[data-shelf-min="${b.dataset.shelve}"]`).value),
+    reason: document.querySelector(`[data-shelf-why="${b.dataset.shelve}"]`).value });
+}
+
+let alarmError = "";
+async function alarmAction(key, action, body) {
+  try { snapshotAlarm(await api(`/api/alarms/${encodeURIComponent(key)}/${action}`, { method: "POST", body: JSON.stringify(body) })); alarmError = ""; }
+  catch (e) { alarmError = e.message; }
+  renderAlarms();
+}
+
+function snapshotAlarm(record) {  // show the answer at once; the next event brings the rest
+  const list = (snapshot.alarms || { active: [] }).active;
+  const i = list.findIndex((a) => a.key === record.key);
+  if (i >= 0) list[i] = record;
+}
+
+function countAlarms() {
+  const n = ((snapshot.alarms || {}).active || []).filter((a) => a.state.startsWith("UNACK")).length;
+  $("alarm-count").textContent = n ? `(${n})` : "";
+}
+
 function confirmed(text) {
   return new Promise((resolve) => {
     $("confirm-text").textContent = text;
@@ -120,7 +163,8 @@ function listen() {
     snapshot = JSON.parse(m.data);
     $("live").textContent = "live " + new Date(snapshot.at * 1000).toLocaleTimeString();
     $("live").className = "live ok";
-    if (location.pathname === "/" || location.pathname === "/runs") route();
+    countAlarms();
+    if (["/", "/runs", "/alarms"].includes(location.pathname)) route();
   };
   source.onerror = () => { $("live").textContent = "reconnecting..."; $("live").className = "live stale"; };
 }
