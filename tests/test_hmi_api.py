@@ -115,6 +115,10 @@ def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
         assert after.status_code == 409 and "controller not running" in after.json()["detail"]
         detail = alice.get(f"/api/runs/{run_id}").json()
         assert detail["controller"] == "not running" and detail["state"] == "ABORTED"
+        for what in ["gantt", *(f"xsection-{s}" for s in detail["travelers"])]:  # drawn by the report's code
+            png = alice.get(f"/api/runs/{run_id}/pictures/{what}.png")
+            assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n", what
+        assert alice.get(f"/api/runs/{run_id}/pictures/nope.png").status_code == 404
     finally:
         if run.poll() is None:
             run.kill()

@@ -28,6 +28,7 @@ from sequencer.run.roles import NEEDED, RANK
 from sequencer.run.rundir import list_runs, runs_dir
 from waferline.hmi import metrics
 from waferline.hmi.alarms import AlarmBook, AlarmError
+from waferline.hmi.pictures import picture
 from waferline.hmi.sessions import LoginLimiter, Session, Sessions
 from waferline.hmi.users import load_users, verify
 from waferline.hmi.views import Watcher, report_file, run_detail
@@ -188,6 +189,16 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
         if detail is None:
             raise HTTPException(404, f"no run {run_id!r}")
         return detail
+
+    @app.get("/api/runs/{run_id}/pictures/{what}.png")
+    async def run_picture(run_id: str, what: str,
+                          session: Annotated[Session, Depends(need_session)]) -> Response:
+        if what != "gantt" and not what.startswith("xsection-"):
+            raise HTTPException(404, "pictures: gantt or xsection-<stack>")
+        path = await asyncio.to_thread(picture, state_dir / "pictures", run_id, what)
+        if path is None:
+            raise HTTPException(404, f"no {what} for run {run_id!r} (yet)")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=5"})
 
     @app.post("/api/runs/{run_id}/{command}")
     async def command(run_id: str, command: Command, body: CommandBody,

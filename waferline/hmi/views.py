@@ -19,6 +19,7 @@ from typing import Any
 
 from drivers.errors import WaferlineError
 from drivers.line import LineConfig
+from sequencer.reports.data import short_id
 from sequencer.run.journal import JournalError, read_events
 from sequencer.run.rundir import JOURNAL, SUMMARY, list_runs, live_pid, runs_dir
 from sequencer.run.state import rebuild
@@ -84,6 +85,8 @@ def run_detail(run_id: str) -> dict[str, Any] | None:
         "claims": (summary or {}).get("claims"),
         "claims_ok": (summary or {}).get("claims_ok"),
         "report": (directory / "report" / "index.html").exists(),
+        "travelers": [short_id(run_id, sid) for sid in (snap.stacks or [snap.stack_id])]
+        if snap.traveler is not None else [],
     }
 
 

@@ -73,7 +73,7 @@ async function renderRun(id) {
       ["hold", "restart", "stop", "abort"].map((c) => `<button id="cmd-${c}" data-cmd="${c}" class="${c === "abort" ? "danger" : ""}">${c}</button>`).join("") +
       ` <input id="scrap-stack" placeholder="stack (S1)" size="8"><button id="cmd-scrap" data-cmd="scrap" class="danger">scrap stack</button>` +
       ` <input id="bypass-interlock" placeholder="interlock" size="12"><input id="bypass-minutes" placeholder="minutes" size="6"><input id="bypass-why" placeholder="reason" size="16"><button id="cmd-bypass" data-cmd="bypass">bypass</button>` +
-      `<p class="error" id="cmd-error"></p></div><div id="run-body"></div>`;
+      `<p class="error" id="cmd-error"></p></div><div id="run-body"></div><div id="run-pictures"></div>`;
     for (const b of document.querySelectorAll("[data-cmd]")) b.onclick = () => command(id, b.dataset.cmd);
   }
   const pct = r.progress.planned ? Math.round(100 * r.progress.done / r.progress.planned) : 0;
@@ -84,6 +84,13 @@ async function renderRun(id) {
   top += `<progress max="${r.progress.planned}" value="${r.progress.done}"></progress> <span id="progress">${r.progress.done} of ${r.progress.planned} steps done (${pct} %)</span>`;
   $("run-top").innerHTML = top;
   let body = "";
+  const stamp = `${Math.floor(Date.now() / 5000)}-${r.travelers.join(",")}`;  // pictures: at most every 5 s
+  if ($("run-pictures").dataset.stamp !== stamp) {
+    $("run-pictures").dataset.stamp = stamp;
+    const t = encodeURIComponent(stamp);
+    $("run-pictures").innerHTML = `<h2>Gantt so far (holds shown)</h2><img id="gantt" alt="Gantt" src="/api/runs/${encodeURIComponent(r.id)}/pictures/gantt.png?t=${t}">` +
+      r.travelers.map((s) => `<h2>Stack ${esc(s)}: traveler cross-section</h2><img class="xsection" alt="cross-section ${esc(s)}" src="/api/runs/${encodeURIComponent(r.id)}/pictures/xsection-${encodeURIComponent(s)}.png?t=${t}">`).join("");
+  }
   if (r.report) body += `<p><a id="report" href="/runs/${encodeURIComponent(r.id)}/report/index.html" target="_blank">the report</a></p>`;
   if (r.claims && r.claims.length) body += `<h2 id="claims">Claims ${r.claims_ok ? "ok" : "NOT OK"}</h2><table>` + r.claims.map((c) => `<tr><td>${esc(c.claim)} ${esc(c.title)}</td><td>${c.ok ? "ok" : "NOT OK"}</td><td>${esc(c.detail)}</td></tr>`).join("") + `</table>`;
   else if (r.claims) body += `<h2 id="claims">Claims not judged: the run did not complete</h2>`;
