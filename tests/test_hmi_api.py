@@ -6,7 +6,10 @@ journaled with the user and role; SSE and /metrics serve the shared snapshot; th
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,9 @@ import httpx
 import pytest
 
 from sequencer.run.journal import read_events
+from tests.fixtures.common import free_port
 from tests.fixtures.hmi import PASSWORD, Hmi
+from tests.fixtures.sequencer import WAFERLINE
 
 
 def wait_for(check: Any, what: str, limit_s: float = 60) -> Any:
@@ -124,6 +129,30 @@ def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
             run.kill()
 
 
+def test_a_killed_controller_shows_as_not_running_until_resume(hmi: Hmi) -> None:
+    run = hmi.start_run()
+    resumed: subprocess.Popen[str] | None = None
+    try:
+        sam = hmi.login("sam")
+        run_id = wait_for(lambda: [r["id"] for r in sam.get("/api/runs").json()["runs"]
+                                   if r["state"] == "EXECUTE" and r["controller"] == "running"], "the run")[0]
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        gone = wait_for(lambda: (d := sam.get(f"/api/runs/{run_id}").json())["controller"] == "not running"
+                        and d, "the controller's absence")
+        assert gone["state"] == "EXECUTE"  # the last journaled state, as the journal says
+        assert sam.post(f"/api/runs/{run_id}/hold", json={}).status_code == 409
+        resumed = subprocess.Popen([*WAFERLINE, "resume", run_id, *hmi.where()], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True, env=hmi.env)
+        wait_for(lambda: sam.get(f"/api/runs/{run_id}").json()["controller"] == "running", "the resume")
+        assert sam.post(f"/api/runs/{run_id}/abort", json={"confirm": True}).status_code == 200
+        assert resumed.wait(60) == 5
+    finally:
+        for proc in (run, resumed):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+
+
 def test_alarm_shelving_needs_an_engineer_and_never_a_safety_alarm(hmi: Hmi) -> None:
     alice, erin = hmi.login("alice"), hmi.login("erin")
     assert hmi.cli("sim", "alarm", "saw1", "900", "--endpoints", str(hmi.eps)).returncode == 0
@@ -159,3 +188,34 @@ def test_logins_are_throttled(hmi: Hmi) -> None:  # last: it locks the test clie
         form = {"user": "mallory", "password": "guess", "csrf": csrf}
         codes.append(client.post("/login", data=form).status_code)
     assert codes[:5] == [303] * 5 and codes[5] == 429
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_sim_up_and_run_serve_the_hmi_beside(tmp_path: Path) -> None:
+    """`--hmi-port`: the HMI comes up with the line (or the run) and goes when it ends."""
+    env = {**os.environ, "WAFERLINE_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO),
+           "WAFERLINE_HMI_USERS": str(tmp_path / "users.json")}  # cwd: its own .waferline state
+    port = free_port()
+    sim = subprocess.Popen([*WAFERLINE, "sim", "up", "--endpoints-file", str(tmp_path / "eps.json"),
+                            "--run-dir", str(tmp_path / "sim"), "--hmi-port", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                           cwd=tmp_path)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/login"), "the HMI beside sim up", 30)
+    finally:
+        sim.terminate()
+        sim.wait(20)
+    wait_for(lambda: not _answers(f"http://127.0.0.1:{port}/login"), "the HMI to go with the line", 15)
+    run = subprocess.run([*WAFERLINE, "run", "flow-c", "--hmi-port", str(port)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0 and f"HMI on http://127.0.0.1:{port}/" in run.stdout, run.stderr
+    assert not _answers(f"http://127.0.0.1:{port}/login")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

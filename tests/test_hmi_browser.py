@@ -91,8 +91,8 @@ def test_operator_runs_watches_and_handles_a_door_in_the_browser(hmi: Hmi, brows
         assert hmi.cli("sim", "interlock", "coater1", "door_closed", "open", "--endpoints",
                        str(hmi.eps)).returncode == 0
         until(browser, lambda d: "door_closed" in text_of(d, "held-reason"), 90)
-        until(browser, lambda d: d.execute_script(  # the Gantt so far is drawn and shown
-            "const g = document.getElementById('gantt'); return g && g.complete && g.naturalWidth > 100;"), 30)
+        shown = "const g = document.getElementById('gantt'); return g && g.complete && g.naturalWidth > 100;"
+        until(browser, lambda d: d.execute_script(shown), 30)  # the Gantt so far is drawn and shown
         assert "HELD" in text_of(browser, "run-state") or "HELD" in browser.page_source
         shot(browser, tmp_path, "run-held")
         browser.find_element(By.ID, "nav-line").click()

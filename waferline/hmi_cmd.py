@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -66,6 +69,30 @@ def hmi(
                                            ssl_certfile=str(tls_cert) if tls_cert else None,
                                            ssl_keyfile=str(tls_key) if tls_key else None))
     asyncio.run(server.serve())
+
+
+HMI_PORT_OPT = typer.Option(None, "--hmi-port", min=1, max=65535,
+                            help="also serve the operator HMI on 127.0.0.1:PORT (`waferline hmi`)")
+
+
+@contextlib.contextmanager
+def hmi_beside(line: str, endpoints: Path | None, port: int | None) -> Iterator[None]:
+    """`waferline hmi` as a child process for as long as the block runs (a process of its own: the
+    browsers' load never lands on the sequencer's or the emulators' event loop)."""
+    if port is None:
+        yield
+        return
+    args = [sys.executable, "-m", "waferline", "hmi", "--line", line, "--port", str(port)]
+    proc = subprocess.Popen([*args, "--endpoints", str(endpoints)] if endpoints else args)
+    console.print(f"HMI on http://127.0.0.1:{port}/ (its own process, pid {proc.pid})")
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @users_app.command("add")

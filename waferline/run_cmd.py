@@ -26,6 +26,7 @@ from sequencer.run.resume import resume_run
 from sequencer.run.run import RunOutcome, start_run
 from sequencer.run.rundir import run_dir
 from waferline.common import DEFAULT_LINE, console, err_console, load_line_or_exit
+from waferline.hmi_cmd import HMI_PORT_OPT, hmi_beside
 from waferline.live import EMBEDDED, live_line, resolve_endpoints
 
 LINE_OPT = typer.Option(DEFAULT_LINE, "--line", help="line name or YAML path")
@@ -164,6 +165,7 @@ def run(
     journal_sync: str = typer.Option("normal", "--journal-sync", help="normal (kill -9 safe) or full"),
     on_hold: str = ON_HOLD_OPT,
     hold_timeout: float = HOLD_TIMEOUT_OPT,
+    hmi_port: int | None = HMI_PORT_OPT,
 ) -> None:
     """Run a flow on the line; with no arguments Flow A, 4 wafers, on the embedded emulated line."""
     if journal_sync not in ("normal", "full"):
@@ -176,7 +178,8 @@ def run(
                                on_control=stop_on_ctrl_c, sync=journal_sync,  # type: ignore[arg-type]
                                hold_policy=policy, after=file_report)
 
-    _go(factory, line, endpoints, time_scale)
+    with hmi_beside(line, endpoints, hmi_port):
+        _go(factory, line, endpoints, time_scale)
 
 
 def resume(run_id: str, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT,

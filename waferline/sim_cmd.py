@@ -24,6 +24,7 @@ from waferline.common import (
     err_console,
     load_line_or_exit,
 )
+from waferline.hmi_cmd import HMI_PORT_OPT, hmi_beside
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -39,7 +40,8 @@ def endpoints_table(endpoints: Endpoints) -> Table:
     return table
 
 
-async def _serve(line_name: str, endpoints_file: Path, run_dir: Path | None) -> None:
+async def _serve(line_name: str, endpoints_file: Path, run_dir: Path | None,
+                 hmi_port: int | None = None) -> None:
     config = load_line_or_exit(line_name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,7 +58,8 @@ async def _serve(line_name: str, endpoints_file: Path, run_dir: Path | None) -> 
         written = endpoints
         console.print(endpoints_table(endpoints))
         console.print(f"endpoints written to {endpoints_file}; Ctrl-C or SIGTERM stops the line")
-        await stop.wait()
+        with hmi_beside(line_name, endpoints_file, hmi_port):
+            await stop.wait()
     finally:
         await line.stop()
         if written is not None:
@@ -102,11 +105,12 @@ def up(
     line: str = typer.Option(DEFAULT_LINE, "--line", help="line name or YAML path"),
     endpoints_file: Path | None = typer.Option(None, "--endpoints-file", help="JSON to write"),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="where pty links are made"),
+    hmi_port: int | None = HMI_PORT_OPT,
 ) -> None:
     """Start every emulated tool of the line on loopback and keep serving."""
     target = endpoints_file or default_endpoints_file(line)
     try:
-        asyncio.run(_serve(line, target, run_dir))
+        asyncio.run(_serve(line, target, run_dir, hmi_port))
     except (ConfigError, WaferlineError) as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
