@@ -86,6 +86,7 @@ def test_reads_and_snapshot(hmi: Hmi) -> None:
                 break
     metrics = httpx.get(hmi.url + "/metrics", timeout=5).text
     assert 'waferline_tool_state{kind="bonder",state="IDLE",tool="bonder1"} 1.0' in metrics
+    assert 'waferline_status_read_seconds_count{transport="serial"}' in metrics
     assert httpx.get(hmi.url + "/api/openapi.json", timeout=5).json()["info"]["title"] == "waferline HMI"
 
 
@@ -124,6 +125,16 @@ def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
             png = alice.get(f"/api/runs/{run_id}/pictures/{what}.png")
             assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n", what
         assert alice.get(f"/api/runs/{run_id}/pictures/nope.png").status_code == 404
+        metrics = httpx.get(hmi.url + "/metrics", timeout=5).text  # the journal's figures
+        completed = [e for e in events if e.kind == "step_completed" and e.data.get("tool", "-") != "-"]
+        tool = completed[0].data["tool"]
+        n = sum(1 for e in completed if e.data["tool"] == tool)
+        assert f'waferline_jobs_total{{outcome="completed",tool="{tool}"}} {float(n)}' in metrics
+        assert "waferline_holds_total 1.0" in metrics
+        assert 'waferline_e10_tool_seconds_total{state="productive",tool="' in metrics
+        assert "waferline_job_duration_tool_seconds_bucket" in metrics
+        assert 'waferline_hmi_commands_total{command="scrap",ok="false"}' not in metrics  # refused before it
+        assert 'waferline_hmi_commands_total{command="hold",ok="true"} 1.0' in metrics
     finally:
         if run.poll() is None:
             run.kill()

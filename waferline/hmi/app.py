@@ -12,6 +12,7 @@ definition time, and they name closures.)
 import asyncio
 import json
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,6 +70,8 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
     holds the HMI's journal (alarm acknowledgements and shelves)."""
     book = AlarmBook(state_dir / f"hmi-journal-{line.name}.sqlite", line.name)
     watcher = Watcher(line, served=served, alarms=book)
+    commands: Counter[tuple[str, bool]] = Counter()
+    collector = metrics.HmiCollector(lambda: watcher.snapshot, watcher.reads, commands)
     sessions = sessions or Sessions()
     limiter = limiter or LoginLimiter()
 
@@ -226,7 +229,7 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
             raise HTTPException(409, f"controller not running: {exc}") from None
         except (RemoteControlError, WaferlineError) as exc:
             raise HTTPException(503, str(exc)) from None
-        metrics.COMMANDS.labels(command=command, ok=str(bool(reply.get("ok"))).lower()).inc()
+        commands[(command, bool(reply.get("ok")))] += 1
         if not reply.get("ok"):
             raise HTTPException(409, reply.get("error") or f"{command} refused")
         return reply
@@ -266,6 +269,7 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_text() -> Response:
-        return Response(metrics.render(watcher.snapshot), media_type=metrics.CONTENT_TYPE)
+        text = await asyncio.to_thread(metrics.render, collector)
+        return Response(text, media_type=metrics.CONTENT_TYPE)
 
     return app

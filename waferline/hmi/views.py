@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from drivers.errors import WaferlineError
-from drivers.line import LineConfig
+from drivers.line import LineConfig, ToolConfig
 from sequencer.reports.data import short_id
 from sequencer.run.journal import JournalError, read_events
 from sequencer.run.rundir import JOURNAL, SUMMARY, list_runs, live_pid, runs_dir
 from sequencer.run.state import rebuild
 from waferline.hmi.alarms import AlarmBook
+from waferline.hmi.metrics import Reads
 from waferline.owners import running_owners
 from waferline.tools_cmd import query_line
 
@@ -97,6 +98,7 @@ class Watcher:
                  idle_period_s: float = 5.0, alarms: AlarmBook | None = None) -> None:
         self.line = line
         self.alarms = alarms
+        self.reads = Reads()
         self.served = served
         self.period_s = period_s
         self.idle_period_s = idle_period_s  # tools no run holds: each query opens its own link
@@ -145,7 +147,7 @@ class Watcher:
         now = time.monotonic()
         due = [t for t in self.line.tools if t.name in owners or (
             self.served and now - self._idle.get(t.name, (-1e9, {}))[0] >= self.idle_period_s)]
-        rows = {r["name"]: r for r in await query_line(self.line.model_copy(update={"tools": due}), owners)}
+        rows = {r["name"]: r for r in await asyncio.gather(*(self._read(t, owners) for t in due))}
         for t in self.line.tools:
             if t.name in rows and t.name not in owners:
                 self._idle[t.name] = (now, rows[t.name])
@@ -157,6 +159,12 @@ class Watcher:
                        "error": "not served: no `waferline sim up` of this line and no run holds it"}
             out.append(row)
         return out
+
+    async def _read(self, tool: ToolConfig, owners: dict[str, Path]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        row = (await query_line(self.line.model_copy(update={"tools": [tool]}), owners))[0]
+        self.reads.add(tool.address.transport, time.perf_counter() - t0, bool(row.get("ok")))
+        return row
 
     async def changes(self, seen: int, heartbeat_s: float = 15.0) -> AsyncIterator[int]:
         """Yield the version whenever it moves past `seen` (and at least every heartbeat)."""
