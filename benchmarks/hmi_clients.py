@@ -4,8 +4,9 @@ Run:  python -m benchmarks.hmi_clients [--tools 200] [--clients 50] [--window 15
 
 Three processes besides this one: the 200 emulated tools (benchmarks/_scale_emu.py, as in the scale
 benchmark), a controller running Flow A lots on that line (`waferline run --stacks 10`), and `waferline
-hmi` watching both. Windows of `--window` seconds alternate: no browser, then `--clients` live clients
-(httpx streams on /api/events, each also reading the run's page once a second, as the run page does).
+hmi` watching both. Windows of `--window` seconds alternate: no browser, then `--clients` live clients,
+half on the line page (an httpx stream of /api/events with the tools), half on the run page (the
+alarms stream, and the run's data read once a second, as the page does).
 For each window it prints the CPU (share of one core) of the controller, the HMI and the emulators,
 and the SSE messages the clients received. The HMI reads the tools and journals once for everyone,
 so clients should cost the HMI a little and the controller nothing measurable (target: the controller
@@ -41,20 +42,23 @@ def cpu(proc: psutil.Process) -> float:
     return float(t.user + t.system + t.children_user + t.children_system)
 
 
-async def client(url: str, run_id: str | None, stop: asyncio.Event, counts: list[int]) -> None:
+async def client(url: str, run_id: str | None, stop: asyncio.Event, counts: list[int],
+                 line_page: bool, ready: list[int]) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         page = await http.get("/login")
         csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
         await http.post("/login", data={"user": "viewer", "password": PASSWORD, "csrf": csrf})
+        ready[0] += 1  # logins (an argon2 check each) are not what is measured
 
         async def pages() -> None:
-            while run_id is not None:
+            while run_id is not None and not line_page:
                 await http.get(f"/api/runs/{run_id}")
                 await asyncio.sleep(1.0)
 
         poller = asyncio.create_task(pages())
         try:
-            async with http.stream("GET", "/api/events") as events:
+            topics = "tools,alarms" if line_page else "alarms"  # what the page subscribes to
+            async with http.stream("GET", f"/api/events?topics={topics}") as events:
                 async for line in events.aiter_lines():
                     if line.startswith("data: "):
                         counts[0] += 1
@@ -68,9 +72,14 @@ async def client(url: str, run_id: str | None, stop: asyncio.Event, counts: list
 
 async def window(procs: dict[str, psutil.Process], seconds: float, clients: int, url: str,
                  run_id: str | None) -> dict[str, Any]:
-    stop, counts = asyncio.Event(), [0]
-    tasks = [asyncio.create_task(client(url, run_id, stop, counts)) for _ in range(clients)]
-    await asyncio.sleep(1.0)  # logged in and streaming
+    stop, counts, ready = asyncio.Event(), [0], [0]
+    tasks = [asyncio.create_task(client(url, run_id, stop, counts, i % 2 == 1, ready))
+             for i in range(clients)]
+    for _ in range(600):  # every client logged in
+        if ready[0] >= clients:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # and streaming
     before = {k: cpu(p) for k, p in procs.items()}
     t0 = time.monotonic()
     await asyncio.sleep(seconds)

@@ -10,7 +10,6 @@ definition time, and they name closures.)
 """
 
 import asyncio
-import json
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -32,7 +31,7 @@ from waferline.hmi.alarms import AlarmBook, AlarmError
 from waferline.hmi.pictures import picture
 from waferline.hmi.sessions import LoginLimiter, Session, Sessions
 from waferline.hmi.users import load_users, verify
-from waferline.hmi.views import Watcher, report_file, run_detail
+from waferline.hmi.views import Watcher, report_file, run_detail_json
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "wl_session"
@@ -187,11 +186,13 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
         return {"runs": watcher.snapshot["runs"]}
 
     @app.get("/api/runs/{run_id}")
-    async def run(run_id: str, session: Annotated[Session, Depends(need_session)]) -> dict[str, Any]:
-        detail = await asyncio.to_thread(run_detail, run_id)
-        if detail is None:
+    async def run(run_id: str, session: Annotated[Session, Depends(need_session)]) -> Response:
+        text = run_detail_json(run_id)  # cached: no thread hop, no re-encoding per browser
+        if text is None:
+            text = await asyncio.to_thread(run_detail_json, run_id, True)
+        if text is None:
             raise HTTPException(404, f"no run {run_id!r}")
-        return detail
+        return Response(text, media_type="application/json")
 
     @app.get("/api/runs/{run_id}/pictures/{what}.png")
     async def run_picture(run_id: str, what: str,
@@ -256,15 +257,22 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
         return record.view()
 
     @app.get("/api/events")
-    async def events(request: Request, session: Annotated[Session, Depends(need_session)]) -> Response:
+    async def events(request: Request, session: Annotated[Session, Depends(need_session)],
+                     topics: str = "tools,runs,alarms") -> Response:
+        """Server-sent events: each message holds the subscribed topics (tools, runs, alarms) that
+        changed; a page subscribes to what it shows."""
+        wanted = tuple(t for t in ("tools", "runs", "alarms") if t in topics.split(","))
+        sent: dict[str, int] = {}
+
         async def stream() -> AsyncIterator[str]:
             async for version in watcher.changes(-1):
                 if await request.is_disconnected():
                     return
-                if version < 0:
+                data = watcher.message(wanted, sent) if version >= 0 else None
+                if data is not None:
+                    yield f"id: {version}\ndata: {data}\n\n"
+                elif version < 0:
                     yield ": heartbeat\n\n"
-                else:
-                    yield f"id: {version}\ndata: {json.dumps(watcher.snapshot)}\n\n"
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     @app.get("/metrics", include_in_schema=False)

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from sequencer.reports.accounting import account
 from sequencer.run.journal import JournalError, read_events
 from sequencer.run.rundir import JOURNAL, list_runs, runs_dir
+from waferline.hmi.stamps import journal_stamp
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 STATES = ("INIT", "IDLE", "SETUP", "READY", "EXECUTING", "PAUSE")
@@ -82,7 +83,7 @@ class HmiCollector(Collector):
         out = []
         for run_id in list_runs()[-50:]:
             try:
-                stamp = (runs_dir() / run_id / JOURNAL).stat().st_mtime_ns
+                stamp = journal_stamp(run_id)
                 if self._cache.get(run_id, (None,))[0] != stamp:
                     self._cache[run_id] = (stamp, fold(run_id))
                 out.append(self._cache[run_id][1])

@@ -10,7 +10,8 @@ from pathlib import Path
 from sequencer.reports.data import load_run
 from sequencer.reports.gantt import draw_gantt
 from sequencer.reports.xsection import draw_cross_section
-from sequencer.run.rundir import JOURNAL, list_runs, runs_dir
+from sequencer.run.rundir import list_runs, runs_dir
+from waferline.hmi.stamps import journal_stamp
 
 _LOCK = threading.Lock()  # matplotlib's pyplot is not thread-safe
 
@@ -20,9 +21,8 @@ def picture(cache: Path, run_id: str, what: str) -> Path | None:
     if run_id not in list_runs():
         return None
     directory = runs_dir() / run_id
-    try:
-        stamp = (directory / JOURNAL).stat().st_mtime_ns
-    except OSError:
+    stamp = journal_stamp(run_id)
+    if not stamp:
         return None
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = cache / f"{run_id}-{what}-{stamp}.png"

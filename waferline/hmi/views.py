@@ -25,6 +25,7 @@ from sequencer.run.rundir import JOURNAL, SUMMARY, list_runs, live_pid, runs_dir
 from sequencer.run.state import rebuild
 from waferline.hmi.alarms import AlarmBook
 from waferline.hmi.metrics import Reads
+from waferline.hmi.stamps import journal_stamp
 from waferline.owners import running_owners
 from waferline.tools_cmd import query_line
 
@@ -54,6 +55,31 @@ def run_summary(run_id: str) -> dict[str, Any]:
         return out | {"state": "UNREADABLE", "held_reason": str(exc)}
     return out | {"flow": snap.flow, "state": snap.state.value, "held_reason": snap.held_reason,
                   "claims_ok": None}
+
+
+_DETAILS: dict[str, tuple[float, int, str]] = {}  # run id -> (monotonic s, journal mtime, JSON text)
+DETAIL_MAX_AGE_S = 0.5
+
+
+def run_detail_json(run_id: str, build: bool = False) -> str | None:
+    """A run's page data as JSON, rebuilt at most every 0.5 s and only when its journal changed: many
+    browsers on one run's page cost one rebuild and one encoding. Without `build`, only what is
+    cached and fresh (None otherwise: the caller builds it off the event loop)."""
+    stamp = journal_stamp(run_id)
+    now = time.monotonic()
+    cached = _DETAILS.get(run_id)
+    if cached is not None and (cached[1] == stamp or now - cached[0] < DETAIL_MAX_AGE_S):
+        return cached[2]
+    if not build:
+        return None
+    detail = run_detail(run_id)
+    if detail is None:
+        return None
+    text = json.dumps(detail)
+    if len(_DETAILS) > MAX_RUNS:
+        _DETAILS.clear()
+    _DETAILS[run_id] = (now, stamp, text)
+    return text
 
 
 def run_detail(run_id: str) -> dict[str, Any] | None:
@@ -104,6 +130,7 @@ class Watcher:
         self.idle_period_s = idle_period_s  # tools no run holds: each query opens its own link
         self._idle: dict[str, tuple[float, dict[str, Any]]] = {}
         self.snapshot: dict[str, Any] = {"tools": [], "runs": [], "at": 0.0}
+        self.parts: dict[str, tuple[int, str]] = {}  # topic -> (version it last changed in, its JSON)
         self.version = 0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -135,9 +162,12 @@ class Watcher:
             self.alarms.update(tools)
             new["alarms"] = self.alarms.view()
         self.refreshes += 1
-        if new != {k: self.snapshot.get(k) for k in new}:
-            self.snapshot = new | {"at": time.time()}
+        changed = [k for k in new if new[k] != self.snapshot.get(k)]
+        if changed:
             self.version += 1
+            self.snapshot = new | {"at": time.time()}
+            for topic in changed:  # encoded once per change, whatever the number of browsers
+                self.parts[topic] = (self.version, json.dumps(new[topic]))
             async with self._changed:
                 self._changed.notify_all()
 
@@ -165,6 +195,16 @@ class Watcher:
         row = (await query_line(self.line.model_copy(update={"tools": [tool]}), owners))[0]
         self.reads.add(tool.address.transport, time.perf_counter() - t0, bool(row.get("ok")))
         return row
+
+    def message(self, topics: tuple[str, ...], sent: dict[str, int]) -> str | None:
+        """The SSE data for the subscribed topics that changed since `sent` (updated), or None."""
+        fresh = [(t, self.parts[t]) for t in topics if t in self.parts and self.parts[t][0] > sent.get(t, 0)]
+        if not fresh:
+            return None
+        for topic, (version, _) in fresh:
+            sent[topic] = version
+        body = ", ".join(f'"{topic}": {text}' for topic, (_, text) in fresh)
+        return f'{{"at": {self.snapshot["at"]}, {body}}}'
 
     async def changes(self, seen: int, heartbeat_s: float = 15.0) -> AsyncIterator[int]:
         """Yield the version whenever it moves past `seen` (and at least every heartbeat)."""

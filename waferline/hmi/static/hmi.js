@@ -21,6 +21,7 @@ async function api(path, options = {}) {
 
 function route() {
   const path = location.pathname;
+  if (me) listen();
   $("nav-line").className = path === "/" ? "on" : "";
   $("nav-runs").className = path.startsWith("/runs") ? "on" : "";
   $("nav-alarms").className = path === "/alarms" ? "on" : "";
@@ -164,10 +165,17 @@ async function command(id, cmd) {
   renderRun(id);
 }
 
-function listen() {
-  const source = new EventSource("/api/events");
+let source = null;
+let topics = "";
+function listen() {  // each page subscribes to what it shows (the alarm count needs alarms everywhere)
+  const path = location.pathname;
+  const want = path === "/" ? "tools,alarms" : path === "/runs" ? "runs,alarms" : "alarms";
+  if (source && want === topics) return;
+  if (source) source.close();
+  topics = want;
+  source = new EventSource(`/api/events?topics=${want}`);
   source.onmessage = (m) => {
-    snapshot = JSON.parse(m.data);
+    Object.assign(snapshot, JSON.parse(m.data));
     $("live").textContent = "live " + new Date(snapshot.at * 1000).toLocaleTimeString();
     $("live").className = "live ok";
     countAlarms();
