@@ -98,6 +98,9 @@ def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
                                    if r["state"] == "EXECUTE"], "the run")[0]
         no_csrf = httpx.post(f"{hmi.url}/api/runs/{run_id}/hold", json={}, cookies=alice.cookies, timeout=5)
         assert no_csrf.status_code == 403 and "X-CSRF-Token" in no_csrf.json()["detail"]
+        busy = wait_for(lambda: [t for t in alice.get("/api/line").json()["tools"] if t.get("run") == run_id],
+                        "a tool showing the run's step")
+        assert busy[0]["step"]  # the line page names the step a run has on the tool
         held = alice.post(f"/api/runs/{run_id}/hold", json={"why": "check the chuck"})
         assert held.status_code == 200, held.text
         wait_for(lambda: alice.get(f"/api/runs/{run_id}").json()["state"] == "HELD", "HELD")
@@ -107,6 +110,12 @@ def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
         bypass = alice.post(f"/api/runs/{run_id}/bypass", json={"interlock": "n2_ok", "minutes": 5})
         assert bypass.status_code == 403 and "needs the engineer role" in bypass.json()["detail"]
         assert erin.post(f"/api/runs/{run_id}/bypass", json={"interlock": "n2_ok"}).status_code == 422
+        granted = erin.post(f"/api/runs/{run_id}/bypass",
+                            json={"interlock": "n2_supply_on", "minutes": 5, "why": "sensor under repair"})
+        assert granted.status_code == 200, granted.text
+        safety = erin.post(f"/api/runs/{run_id}/bypass",
+                           json={"interlock": "door_closed", "minutes": 5, "why": "no"})
+        assert safety.status_code == 409 and "safety" in safety.json()["detail"]
         assert alice.post(f"/api/runs/{run_id}/abort", json={}).status_code == 400  # asks for confirmation
         assert alice.post(f"/api/runs/{run_id}/restart", json={}).status_code == 200
         assert alice.post("/api/runs/nope/hold", json={}).status_code == 404
@@ -117,6 +126,9 @@ def test_commands_are_authorized_confirmed_and_journaled(hmi: Hmi) -> None:
         whos = [e.data.get("who", "") for e in events if e.kind == "state"]
         assert any("hmi:alice (operator)" in w for w in whos)
         assert any("hmi:sam (supervisor)" in w for w in whos)
+        bypass = next(e.data for e in events if e.kind == "bypass")
+        assert bypass["interlock"] == "n2_supply_on" and "hmi:erin (engineer)" in bypass["who"]
+        assert bypass["role"] == "supervisor"  # the control socket journals its caller's real role: the HMI's
         after = alice.post(f"/api/runs/{run_id}/restart", json={})
         assert after.status_code == 409 and "controller not running" in after.json()["detail"]
         detail = alice.get(f"/api/runs/{run_id}").json()

@@ -53,11 +53,12 @@ def run_summary(run_id: str) -> dict[str, Any]:
         snap = rebuild(directory / JOURNAL)
     except (JournalError, OSError, WaferlineError) as exc:
         return out | {"state": "UNREADABLE", "held_reason": str(exc)}
+    active = {s.tool: s.uid for s in snap.steps.values() if s.status == "started" and s.tool}
     return out | {"flow": snap.flow, "state": snap.state.value, "held_reason": snap.held_reason,
-                  "claims_ok": None}
+                  "claims_ok": None, "active": active}
 
 
-_DETAILS: dict[str, tuple[float, int, str]] = {}  # run id -> (monotonic s, journal mtime, JSON text)
+_DETAILS: dict[str, tuple[float, int, bool, str]] = {}  # run id -> (monotonic s, journal, alive, JSON)
 DETAIL_MAX_AGE_S = 0.5
 
 
@@ -65,11 +66,13 @@ def run_detail_json(run_id: str, build: bool = False) -> str | None:
     """A run's page data as JSON, rebuilt at most every 0.5 s and only when its journal changed: many
     browsers on one run's page cost one rebuild and one encoding. Without `build`, only what is
     cached and fresh (None otherwise: the caller builds it off the event loop)."""
+    alive = live_pid(runs_dir() / run_id) is not None  # a controller that died changes no journal
     stamp = journal_stamp(run_id)
     now = time.monotonic()
     cached = _DETAILS.get(run_id)
-    if cached is not None and (cached[1] == stamp or now - cached[0] < DETAIL_MAX_AGE_S):
-        return cached[2]
+    fresh = cached is not None and (cached[1] == stamp or now - cached[0] < DETAIL_MAX_AGE_S)
+    if cached is not None and fresh and cached[2] == alive:
+        return cached[3]
     if not build:
         return None
     detail = run_detail(run_id)
@@ -78,7 +81,7 @@ def run_detail_json(run_id: str, build: bool = False) -> str | None:
     text = json.dumps(detail)
     if len(_DETAILS) > MAX_RUNS:
         _DETAILS.clear()
-    _DETAILS[run_id] = (now, stamp, text)
+    _DETAILS[run_id] = (now, stamp, alive, text)
     return text
 
 
@@ -157,6 +160,11 @@ class Watcher:
         owners = await running_owners()
         tools = await self._tools(owners)
         runs = [run_summary(r) for r in list_runs()[-MAX_RUNS:]][::-1]
+        tools = [{k: v for k, v in r.items() if k not in ("run", "step")} for r in tools]  # fresh rows
+        for row in tools:  # the step a run has on the tool now
+            for run in runs:
+                if row["name"] in (run.get("active") or {}):
+                    row["run"], row["step"] = run["id"], run["active"][row["name"]]
         new: dict[str, Any] = {"tools": tools, "runs": runs}
         if self.alarms is not None:
             self.alarms.update(tools)

@@ -48,7 +48,7 @@ function renderLine() {
       const values = Object.entries(s.values).map(([n, v]) => `${esc(n)} ${typeof v === "number" ? v.toFixed(2) : esc(v)}`).join("<br>");
       const alarm = s.alarm ? `<span class="alarm">${esc(s.alarm.id)} ${esc(s.alarm.text)} (${esc(s.alarm.alarm_class)})</span>` : "";
       html += `<tr id="tool-${esc(t.name)}"><td>${esc(t.name)}<br><span class="note">${esc(t.transport)}${t.via ? " via " + esc(t.via) : ""}</span></td>` +
-        `<td>${badge(s.state)}</td><td>${esc(s.job_id || "")} ${esc(s.job_outcome)}</td><td>${alarm}</td><td>${locks}</td><td>${values}</td></tr>`;
+        `<td>${badge(s.state)}</td><td>${esc(s.job_id || "")} ${esc(s.job_outcome)}${t.step ? `<br><span class="note">step ${esc(t.step)} of <a href="/runs/${encodeURIComponent(t.run)}">${esc(t.run)}</a></span>` : ""}</td><td>${alarm}</td><td>${locks}</td><td>${values}</td></tr>`;
     }
     html += `</table>`;
   }
