@@ -155,3 +155,29 @@ def test_operator_acknowledges_an_alarm_and_an_engineer_shelves_one(hmi: Hmi, br
     actions = [e.data for e in read_events(journal) if e.kind == "alarm_action"]
     assert actions[-1]["action"] == "acknowledge" and actions[-1]["who"] == "hmi:alice"
     assert actions[-1]["role"] == "operator" and actions[-1]["alarm_id"] == 900
+
+
+def test_the_default_job_from_the_browser_to_its_report(fast_hmi: Hmi, browser: WebDriver,
+                                                        tmp_path: Path) -> None:
+    """Start the default job (Flow A, 4 wafers) from the runs page, watch it complete with its claims, and
+    read its report."""
+    hmi = fast_hmi
+    login(browser, hmi, "alice")
+    browser.find_element(By.ID, "nav-runs").click()
+    until(browser, lambda d: "flow-a" in text_of(d, "start-flow"), 10)
+    browser.find_element(By.ID, "start-run").click()
+    until(browser, lambda d: "flow-a started" in text_of(d, "start-note"), 10)
+    until(browser, lambda d: "COMPLETE" in text_of(d, "runs"), 120)
+    browser.find_element(By.CSS_SELECTOR, "#runs a").click()
+    until(browser, lambda d: "Claims ok" in text_of(d, "claims"), 30)
+    until(browser, lambda d: len(d.find_elements(By.ID, "report")) == 1, 30)
+    shot(browser, tmp_path, "run-complete")
+    browser.get(browser.find_element(By.ID, "report").get_attribute("href"))
+    until(browser, lambda d: "flow-a" in d.page_source and "claim" in d.page_source.lower(), 30)
+    drawn = "return [...document.images].every((i) => i.complete && i.naturalWidth > 100);"
+    until(browser, lambda d: d.execute_script(drawn), 30)  # the Gantt and the cross-sections show
+    shot(browser, tmp_path, "report")
+    run_id = browser.current_url.split("/runs/")[1].split("/")[0]
+    started = next(e for e in read_events(hmi.runs / run_id / "journal.sqlite")
+                   if e.kind == "state" and e.data.get("command") == "start")
+    assert "hmi:alice (operator)" in started.data["who"]

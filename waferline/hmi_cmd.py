@@ -15,7 +15,7 @@ from drivers.errors import ConfigError, WaferlineError
 from drivers.line import apply_endpoints
 from drivers.netcheck import loopback_problem
 from sequencer.run.roles import RANK
-from waferline.common import console, err_console, load_line_or_exit
+from waferline.common import console, default_endpoints_file, err_console, load_line_or_exit
 from waferline.hmi.users import MIN_PASSWORD, add_user, load_users, remove_user, users_path
 from waferline.live import resolve_endpoints
 
@@ -57,8 +57,11 @@ def hmi(
                           "`waferline users add NAME --role operator`[/yellow]")
     resolved = apply_endpoints(config, live) if live is not None else config
     served = live is not None or not any(t.emulated for t in config.tools)
+    where = ["--line", line]
+    if live is not None:
+        where += ["--endpoints", str(endpoints or default_endpoints_file(line))]
     try:
-        app = create_app(resolved, served=served, users_file=users_file, state_dir=state_dir,
+        app = create_app(resolved, served=served, users_file=users_file, state_dir=state_dir, where=where,
                          secure_cookies=tls_cert is not None)
     except WaferlineError as exc:  # e.g. another HMI of this line writes the journal
         err_console.print(f"[red]{exc}[/red]")

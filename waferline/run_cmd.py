@@ -8,6 +8,7 @@ aborts. `waferline hold|restart|stop|abort|reset RUN_ID` talk to the run's contr
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import signal
 from pathlib import Path
@@ -166,6 +167,7 @@ def run(
     on_hold: str = ON_HOLD_OPT,
     hold_timeout: float = HOLD_TIMEOUT_OPT,
     hmi_port: int | None = HMI_PORT_OPT,
+    who: str = typer.Option("", "--who", help="a name journaled after your OS user (e.g. the HMI's user)"),
 ) -> None:
     """Run a flow on the line; with no arguments Flow A, 4 wafers, on the embedded emulated line."""
     if journal_sync not in ("normal", "full"):
@@ -175,7 +177,7 @@ def run(
     async def factory(resolved: Any, progress: Progress, _embedded: bool) -> RunOutcome:
         observer = ProgressObserver(progress, 0, stacks)
         return await start_run(flow, resolved, wafers=wafers, stacks=stacks, observer=observer,
-                               on_control=stop_on_ctrl_c, sync=journal_sync,  # type: ignore[arg-type]
+                               who=starter(who), on_control=stop_on_ctrl_c, sync=journal_sync,  # type: ignore[arg-type]
                                hold_policy=policy, after=file_report)
 
     with hmi_beside(line, endpoints, hmi_port):
@@ -201,6 +203,12 @@ def resume(run_id: str, line: str = LINE_OPT, endpoints: Path | None = EPS_OPT,
                                 hold_policy=policy, after=file_report)
 
     _go(factory, line, endpoints, time_scale)
+
+
+def starter(who: str) -> str:
+    """Who started a run, as the control socket journals its callers: the OS user, then any name given."""
+    user = getpass.getuser()
+    return user if not who.strip() or who.strip() == user else f"{user} ({who.strip()})"
 
 
 async def file_report(directory: Path) -> None:

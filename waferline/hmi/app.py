@@ -21,13 +21,15 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.errors import WaferlineError
+from drivers.configs import names
+from drivers.errors import ConfigError, WaferlineError
 from drivers.line import LineConfig
 from sequencer.run.remote import RemoteControlError, RunNotRunning, send_command
 from sequencer.run.roles import NEEDED, RANK
 from sequencer.run.rundir import list_runs, runs_dir
 from waferline.hmi import metrics
 from waferline.hmi.alarms import AlarmBook, AlarmError
+from waferline.hmi.launch import StartBody, start
 from waferline.hmi.pictures import picture
 from waferline.hmi.sessions import LoginLimiter, Session, Sessions
 from waferline.hmi.users import load_users, verify
@@ -62,11 +64,13 @@ ALARM_ROLES = {"acknowledge": "operator", "shelve": "engineer"}
 
 
 def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None = None,
-               state_dir: Path = Path(".waferline"), secure_cookies: bool = False,
-               sessions: Sessions | None = None, limiter: LoginLimiter | None = None) -> FastAPI:
+               state_dir: Path = Path(".waferline"), where: list[str] | None = None,
+               secure_cookies: bool = False, sessions: Sessions | None = None,
+               limiter: LoginLimiter | None = None) -> FastAPI:
     """`served`: the line's tools can be reached at their addresses (real tools, or a `sim up`'s
     endpoints applied); otherwise only the tools a running sequencer holds are asked. `state_dir`
-    holds the HMI's journal (alarm acknowledgements and shelves)."""
+    holds the HMI's journal (alarm acknowledgements and shelves); `where` are the `--line`/`--endpoints`
+    arguments a run started from the HMI gets."""
     book = AlarmBook(state_dir / f"hmi-journal-{line.name}.sqlite", line.name)
     watcher = Watcher(line, served=served, alarms=book)
     commands: Counter[tuple[str, bool]] = Counter()
@@ -170,7 +174,8 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
         path = report_file(run_id, name or "index.html")
         if path is None:
             raise HTTPException(404, "no such report file")
-        return FileResponse(path, headers={"Content-Security-Policy": "default-src 'self' 'unsafe-inline'"})
+        return FileResponse(path, headers={"Content-Security-Policy":
+                                             "default-src 'self' 'unsafe-inline'; img-src 'self' data:"})
 
     # --- API -----------------------------------------------------------------------------------
     @app.get("/api/me")
@@ -184,6 +189,21 @@ def create_app(line: LineConfig, *, served: bool = True, users_file: Path | None
     @app.get("/api/runs")
     async def runs(session: Annotated[Session, Depends(need_session)]) -> dict[str, Any]:
         return {"runs": watcher.snapshot["runs"]}
+
+    @app.get("/api/flows")
+    async def flows(session: Annotated[Session, Depends(need_session)]) -> dict[str, list[str]]:
+        return {"flows": names("flows")}
+
+    @app.post("/api/runs")
+    async def start_run(body: StartBody, session: Annotated[Session, Depends(need_csrf)]) -> dict[str, Any]:
+        """Start a run of a flow on this line (operator)."""
+        try:
+            pid = start(body, where or ["--line", line.name], f"hmi:{session.user} ({session.role})",
+                        state_dir / "launched")
+        except ConfigError as exc:
+            raise HTTPException(422, str(exc)) from None
+        commands[("start", True)] += 1
+        return {"started": True, "pid": pid, "flow": body.flow}
 
     @app.get("/api/runs/{run_id}")
     async def run(run_id: str, session: Annotated[Session, Depends(need_session)]) -> Response:

@@ -55,13 +55,31 @@ function renderLine() {
   $("main").innerHTML = html;
 }
 
+let flows = null;
+async function startRun() {
+  const body = { flow: $("start-flow").value, stacks: Number($("start-stacks").value || 1) };
+  if ($("start-wafers").value) body.wafers = Number($("start-wafers").value);
+  try { await api("/api/runs", { method: "POST", body: JSON.stringify(body) }); $("start-note").textContent = `${body.flow} started`; }
+  catch (e) { $("start-note").textContent = e.message; }
+}
+
 function renderRuns() {
-  let html = `<h2>Runs</h2><table id="runs"><tr><th>run</th><th>flow</th><th>state</th><th>held because</th><th>controller</th><th>claims</th></tr>`;
+  if (flows === null) { flows = []; api("/api/flows").then((f) => { flows = f.flows; renderRuns(); }); }
+  const keep = { flow: $("start-flow")?.value, wafers: $("start-wafers")?.value, stacks: $("start-stacks")?.value, note: $("start-note")?.textContent };
+  let html = `<h2>Start a run</h2><div class="actions"><select id="start-flow">${flows.map((f) => `<option>${esc(f)}</option>`).join("")}</select>` +
+    ` wafers <input id="start-wafers" size="3" placeholder="flow's"> stacks <input id="start-stacks" size="3" value="1">` +
+    ` <button id="start-run">start</button> <span class="note" id="start-note"></span></div>`;
+  html += `<h2>Runs</h2><table id="runs"><tr><th>run</th><th>flow</th><th>state</th><th>held because</th><th>controller</th><th>claims</th></tr>`;
   for (const r of snapshot.runs) {
     html += `<tr><td><a href="/runs/${encodeURIComponent(r.id)}">${esc(r.id)}</a></td><td>${esc(r.flow)}</td><td>${badge(r.state)}</td>` +
       `<td>${esc(r.held_reason)}</td><td>${esc(r.controller)}</td><td>${r.claims_ok === true ? "ok" : r.claims_ok === false ? "NOT OK" : ""}</td></tr>`;
   }
   $("main").innerHTML = html + `</table>`;
+  if (keep.flow) $("start-flow").value = keep.flow;
+  $("start-wafers").value = keep.wafers || "";
+  $("start-stacks").value = keep.stacks || "1";
+  $("start-note").textContent = keep.note || "";
+  $("start-run").onclick = startRun;
 }
 
 async function renderRun(id) {
