@@ -57,9 +57,10 @@ WAFERLINE = [sys.executable, "-m", "waferline.cli"]
 class Campaign:
     """One `sim up` and the runs against it."""
 
-    def __init__(self, work: Path, time_scale: float, line: str = "emulated") -> None:
+    def __init__(self, work: Path, time_scale: float, line: str = "emulated",
+                 faults: tuple[str, ...] | None = None) -> None:
         self.work = work
-        self.faults = LINE_FAULTS[line]
+        self.faults = faults or LINE_FAULTS[line]
         data = yaml.safe_load((LINE_DIR / f"{line}.yaml").read_text())
         data["time_scale"] = time_scale
         self.line = work / "line.yaml"
@@ -132,9 +133,10 @@ def summarize(runs: list[RunAudit]) -> dict[str, Any]:
 
 
 async def run_campaign(runs: int, seed: int = 1, time_scale: float = 20000.0,
-                       work: Path | None = None, line: str = "emulated") -> dict[str, Any]:
+                       work: Path | None = None, line: str = "emulated",
+                       faults: tuple[str, ...] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="waferline-campaign-") as tmp:
-        async with Campaign(work or Path(tmp), time_scale, line) as campaign:
+        async with Campaign(work or Path(tmp), time_scale, line, faults) as campaign:
             audits = []
             for i in range(runs):
                 audits.append(await campaign.one(i, seed * 100000 + i))

@@ -30,7 +30,7 @@ ADDRESSES: dict[str, dict[str, Any]] = {
     "modbus_rtu": {"transport": "modbus_rtu", "device": "pty", "baud": 921600},
     "serial": {"transport": "serial", "url": "pty", "baud": 921600},
     "mqtt": {"transport": "mqtt", "prefix": "waferline/matrix/{name}"},
-    "hsms": {"transport": "hsms", "port": 0, "timers": {"t3": 5}},
+    "hsms": {"transport": "hsms", "port": 0, "timers": {"t3": 2}},
 }
 PROFILE_TRANSPORT = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "serial": "serial", "mqtt": "mqtt",
                      "hsms": "hsms"}
