@@ -141,12 +141,39 @@ async def measure(tools: int, clients: int, seconds: float) -> list[dict[str, An
     return rows
 
 
+async def attach(url: str, clients: int) -> None:
+    """Keep `clients` live clients on the HMI at `url` until killed (benchmarks.sequencer --hmi-clients):
+    half on the line page, half on the newest run's page; prints "ready" once all are logged in."""
+    stop, counts, ready = asyncio.Event(), [0], [0]
+
+    async def newest_run() -> str | None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            page = await http.get("/login")
+            csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+            await http.post("/login", data={"user": "viewer", "password": PASSWORD, "csrf": csrf})
+            runs = (await http.get("/api/runs")).json()["runs"]
+            return runs[0]["id"] if runs else None
+
+    tasks = [asyncio.create_task(client(url, await newest_run() if i % 2 == 0 else None, stop, counts,
+                                        i % 2 == 1, ready)) for i in range(clients)]
+    for _ in range(1200):  # two minutes for every login (an argon2 check each)
+        if ready[0] >= clients:
+            break
+        await asyncio.sleep(0.1)
+    print("ready", flush=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tools", type=int, default=200)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--window", type=float, default=15.0)
+    parser.add_argument("--attach", default=None, help="only keep --clients clients on the HMI at this URL")
     args = parser.parse_args()
+    if args.attach:
+        asyncio.run(attach(args.attach, args.clients))
+        return
     rows = asyncio.run(measure(args.tools, args.clients, args.window))
     print(f"{args.tools} tools, a Flow A lot running; CPU in % of one core per window of {args.window:g} s")
     print(f"{'clients':>8}{'SSE msgs':>10}{'controller':>12}{'hmi':>8}{'emulators':>11}")

@@ -35,6 +35,7 @@ import contextlib
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -277,12 +278,13 @@ def report(rows: list[Figures], fixed: dict[str, float], wafers: int) -> None:
     sides: their CPU time is inside the round trips. --emulators process moves them to a child.""")
 
 
-async def main_async(wafers: int, repeat: int, where: str = "thread") -> None:
+async def main_async(wafers: int, repeat: int, where: str = "thread", hmi_clients: int = 0) -> None:
     previous = os.environ.get(RUNS_DIR_ENV)
     with tempfile.TemporaryDirectory(prefix="waferline-bench-runs-") as runs:
         os.environ[RUNS_DIR_ENV] = runs
         try:
-            rows, fixed = await measure(wafers, repeat, where)
+            async with hmi_watching(Path(runs), hmi_clients):
+                rows, fixed = await measure(wafers, repeat, where)
         finally:
             if previous is None:
                 os.environ.pop(RUNS_DIR_ENV, None)
@@ -295,10 +297,46 @@ async def main_async(wafers: int, repeat: int, where: str = "thread") -> None:
     report(rows, fixed, wafers)
 
 
+@contextlib.asynccontextmanager
+async def hmi_watching(runs: Path, clients: int) -> AsyncIterator[None]:
+    """`--hmi-clients N`: a `waferline hmi` watching the benchmark's runs (it asks the live run's control
+    socket for the tools it holds every 0.5 s) and N live browsers on it, each a process of its own."""
+    if clients <= 0:
+        yield
+        return
+    from benchmarks.hmi_clients import PASSWORD
+    from waferline.hmi.users import add_user
+
+    users = runs.parent / f"{runs.name}-users.json"
+    add_user("viewer", "operator", PASSWORD, users)
+    env = {**os.environ, "WAFERLINE_HMI_USERS": str(users)}
+    port = 19000 + os.getpid() % 1000
+    hmi = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "waferline", "hmi", "--port", str(port), "--state-dir", str(runs / ".hmi"),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(3.0)
+    browsers = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.hmi_clients", "--attach", f"http://127.0.0.1:{port}",
+        "--clients", str(clients), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert browsers.stdout is not None
+        async with asyncio.timeout(120):
+            await browsers.stdout.readline()  # "ready"
+        print(f"({clients} HMI clients attached)")
+        yield
+    finally:
+        for proc in (browsers, hmi):
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Sequencer overhead per step beyond the protocol round trips vs. the drivers alone."
     )
+    parser.add_argument("--hmi-clients", type=int, default=0,
+                        help="measure with an HMI watching and this many live browsers on it")
     parser.add_argument("--wafers", type=int, default=4, help="wafers in the stack (flow-a: 2-8)")
     parser.add_argument("--repeat", type=int, default=5, help="measurements (sides alternate)")
     parser.add_argument("--emulators", choices=["thread", "process"], default="thread",
@@ -308,7 +346,7 @@ def main() -> None:
         parser.error("--repeat must be at least 1")
     logging.basicConfig(level=logging.ERROR)
     try:
-        asyncio.run(main_async(args.wafers, args.repeat, args.emulators))
+        asyncio.run(main_async(args.wafers, args.repeat, args.emulators, args.hmi_clients))
     except ConfigError as exc:
         parser.exit(2, f"error: {exc}\n")
 

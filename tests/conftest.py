@@ -35,6 +35,36 @@ TIME_SCALE = 20000.0
 logging.getLogger("secsgem").setLevel(logging.ERROR)
 
 
+def _secsgem_threads_are_daemons() -> None:
+    """secsgem (the test peer) starts non-daemon threads; one stuck in its own shutdown (its server thread
+    re-listening on a socket its disable() closed) would keep pytest from exiting after every test passed.
+    Its threads become daemons here, in the tests only."""
+    import threading
+    import types
+
+    import secsgem.common.protocol_dispatcher
+    import secsgem.common.tcp_client_connection
+    import secsgem.common.tcp_connection
+    import secsgem.common.tcp_server_connection
+    import secsgem.hsms.protocol
+
+    class DaemonThread(threading.Thread):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["daemon"] = True
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    names = [n for n in dir(threading) if not n.startswith("__")]
+    proxy = types.SimpleNamespace(**{n: getattr(threading, n) for n in names})
+    proxy.Thread = DaemonThread
+    for module in (secsgem.common.protocol_dispatcher, secsgem.common.tcp_client_connection,
+                   secsgem.common.tcp_connection, secsgem.common.tcp_server_connection,
+                   secsgem.hsms.protocol):
+        module.threading = proxy  # type: ignore[attr-defined]
+
+
+_secsgem_threads_are_daemons()
+
+
 @pytest.fixture(scope="session")
 def clock() -> VirtualClock:
     return VirtualClock(TIME_SCALE)
