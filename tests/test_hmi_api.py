@@ -176,6 +176,44 @@ def test_a_killed_controller_shows_as_not_running_until_resume(hmi: Hmi) -> None
                 proc.kill()
 
 
+def test_a_supervisor_scraps_a_stack_of_a_held_lot(hmi: Hmi) -> None:
+    run = hmi.start_run()
+    try:
+        sam = hmi.login("sam")
+        run_id = wait_for(lambda: [r["id"] for r in sam.get("/api/runs").json()["runs"]
+                                   if r["state"] == "EXECUTE" and r["controller"] == "running"], "the run")[0]
+        assert sam.post(f"/api/runs/{run_id}/hold", json={}).status_code == 200
+        wait_for(lambda: sam.get(f"/api/runs/{run_id}").json()["state"] == "HELD", "HELD")
+        assert sam.post(f"/api/runs/{run_id}/scrap", json={"stack": "S1"}).status_code == 400  # confirm first
+        scrapped = sam.post(f"/api/runs/{run_id}/scrap", json={"stack": "S1", "confirm": True, "why": "wafer 1 cracked in handling"})
+        assert scrapped.status_code == 200, scrapped.text
+        detail = wait_for(lambda: (d := sam.get(f"/api/runs/{run_id}").json())["scrapped"] and d, "the scrap")
+        assert detail["scrapped"] == [f"{run_id}-S1"]
+        events = read_events(hmi.runs / run_id / "journal.sqlite")
+        assert any(e.kind == "stack_scrapped" and "hmi:sam (supervisor)" in e.data["who"] for e in events)
+        sam.post(f"/api/runs/{run_id}/abort", json={"confirm": True})
+        run.wait(60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def test_two_browsers_see_the_same_state(hmi: Hmi) -> None:
+    first, second = hmi.login("alice"), hmi.login("erin")
+    seen = []
+    for client in (first, second):
+        with client.stream("GET", "/api/events?topics=tools,runs") as events:
+            lines = events.iter_lines()
+            for raw in lines:
+                if raw.startswith("id: "):
+                    version = raw[4:]
+                    data = json.loads(next(lines)[6:])
+                    seen.append((version, data["tools"], data["runs"]))
+                    break
+    (v1, tools1, runs1), (v2, tools2, runs2) = seen
+    assert (tools1, runs1) == (tools2, runs2) or v1 != v2  # one snapshot, unless it moved in between
+
+
 def test_alarm_shelving_needs_an_engineer_and_never_a_safety_alarm(hmi: Hmi) -> None:
     alice, erin = hmi.login("alice"), hmi.login("erin")
     assert hmi.cli("sim", "alarm", "saw1", "900", "--endpoints", str(hmi.eps)).returncode == 0

@@ -32,6 +32,7 @@ from sequencer.run.scrap import scrap_stack
 
 __all__ = ["Engine", "InDoubt", "Key", "Observer", "now_iso", "pools_of"]
 log = logging.getLogger(__name__)
+STATUS_SHARE_S = 0.5
 
 
 def pools_of(tools: dict[str, Tool[Any, Any]]) -> dict[str, list[str]]:
@@ -110,7 +111,10 @@ class Engine:
                 await tool.abort()
             elif op == "reset":
                 await tool.reset()
-            status = await tool.status()
+            # a status the run itself read at most STATUS_SHARE_S ago answers a status request: an HMI
+            # asking every half second costs the run no round trip (after an abort or reset: a fresh read)
+            recent = tool.recent_status(STATUS_SHARE_S) if op == "status" else None
+            status = recent if recent is not None else await tool.status()
         except ToolError as exc:
             error = f"{type(exc).__name__}: {exc}"
             if op != "status":
