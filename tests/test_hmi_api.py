@@ -185,7 +185,8 @@ def test_a_supervisor_scraps_a_stack_of_a_held_lot(hmi: Hmi) -> None:
         assert sam.post(f"/api/runs/{run_id}/hold", json={}).status_code == 200
         wait_for(lambda: sam.get(f"/api/runs/{run_id}").json()["state"] == "HELD", "HELD")
         assert sam.post(f"/api/runs/{run_id}/scrap", json={"stack": "S1"}).status_code == 400  # confirm first
-        scrapped = sam.post(f"/api/runs/{run_id}/scrap", json={"stack": "S1", "confirm": True, "why": "wafer 1 cracked in handling"})
+        why = "wafer 1 cracked in handling"
+        scrapped = sam.post(f"/api/runs/{run_id}/scrap", json={"stack": "S1", "confirm": True, "why": why})
         assert scrapped.status_code == 200, scrapped.text
         detail = wait_for(lambda: (d := sam.get(f"/api/runs/{run_id}").json())["scrapped"] and d, "the scrap")
         assert detail["scrapped"] == [f"{run_id}-S1"]
