@@ -56,7 +56,8 @@ def test_hmi_serves_tls_and_refuses_another_interface_in_clear(tmp_path: Path) -
     ca, cert, key = throwaway_certificates(tmp_path / "tls")
     env = {**os.environ, "WAFERLINE_HMI_USERS": str(tmp_path / "users.json"),
            "WAFERLINE_RUNS_DIR": str(tmp_path / "runs")}
-    clear = subprocess.run([*WAFERLINE, "hmi", "--host", "0.0.0.0", "--port", str(free_port()),
+    # another interface in clear (a documentation address: refused before anything binds)
+    clear = subprocess.run([*WAFERLINE, "hmi", "--host", "192.0.2.1", "--port", str(free_port()),
                             "--state-dir", str(tmp_path / "s")], capture_output=True, text=True, env=env,
                            timeout=60)
     assert clear.returncode == 2 and "--tls-cert" in clear.stderr

@@ -16,23 +16,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from drivers.addresses import HsmsAddress
-from drivers.profiles.hsms import CONTROL_STATES, HsmsProfile
+from drivers.profiles.hsms import HsmsProfile
 from drivers.transports.gem_codes import ALCD_CATEGORY
 from drivers.transports.gem_values import ValueMismatch, param_from_item, to_item
 from drivers.transports.hsms import Unrecognised
 from drivers.transports.secs2 import Item
 from sim_tools.model import EmulatedTool
-from sim_tools.servers.gem_commands import CommandHandlers
+from sim_tools.servers.gem_commands import CommandHandlers, ack
 from sim_tools.servers.gem_reports import ReportConfig, Snapshot, Trace, events_between, u4s
 from sim_tools.servers.hsms import HsmsPassive, Reply
 
 log = logging.getLogger(__name__)
 STREAMS = (1, 2, 5, 6, 7, 10)
 TRACE_FLOOR_S = 0.05  # wall seconds between trace samples at least, however fast the virtual clock
-
-
-def ack(code: int) -> Item:
-    return Item.binary(bytes([code]))
 
 
 class GemToolServer:
@@ -191,7 +187,3 @@ class GemToolServer:
     @staticmethod
     def ids(item: Item) -> list[int]:
         return u4s(item)
-
-    @staticmethod
-    def control_code(state: str) -> int:
-        return CONTROL_STATES[state]

@@ -137,7 +137,6 @@ class Watcher:
         self.version = 0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self.refreshes = 0
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="hmi-watcher")
@@ -169,7 +168,6 @@ class Watcher:
         if self.alarms is not None:
             self.alarms.update(tools)
             new["alarms"] = self.alarms.view()
-        self.refreshes += 1
         changed = [k for k in new if new[k] != self.snapshot.get(k)]
         if changed:
             self.version += 1
